@@ -1,0 +1,71 @@
+import type { JsonValue, Row } from './json.js';
+
+export type ChangeOp = 'insert' | 'update' | 'delete' | 'truncate' | 'read';
+
+/**
+ * Where an event came from. LSNs are the textual `X/Y` form so subscribers in any language can
+ * compare them without 64-bit integers.
+ */
+export interface SourceInfo {
+  /** LSN of the change record itself (for `read` events: the snapshot's position). */
+  lsn: string;
+  /** LSN of the transaction's commit record: the transaction's identity in the stream. */
+  commitLsn: string;
+  xid: number | null;
+  /** ISO 8601 commit time. */
+  commitTime: string;
+  /** Index of the event within its transaction (0-based), the last part of the message id. */
+  seq: number;
+  /** For `read` events: the snapshot id the row was read under; null for streamed changes. */
+  snapshot: string | null;
+}
+
+/** A row change from full-table logical replication (or a snapshot read). */
+export interface ChangeEvent {
+  kind: 'change';
+  /** Deterministic dedupe id: identical on every replay of the same change. */
+  id: string;
+  op: ChangeOp;
+  schema: string;
+  table: string;
+  /** Primary-key (replica identity) columns; null for truncate. */
+  key: Row | null;
+  before: Row | null;
+  after: Row | null;
+  /** Unchanged TOAST columns: absent from `after`, never reported as null. */
+  unchanged: string[];
+  source: SourceInfo;
+}
+
+/** A curated domain event from the outbox table or a transactional logical message. */
+export interface OutboxEvent {
+  kind: 'outbox';
+  /** The event's own id: the dedupe id. */
+  id: string;
+  aggregateType: string;
+  aggregateId: string;
+  type: string;
+  /** The payload's JSON text, published verbatim. */
+  payload: string;
+  headers: Record<string, string>;
+  source: SourceInfo;
+}
+
+export type RelayEvent = ChangeEvent | OutboxEvent;
+
+/**
+ * The key whose events must reach the stream in order. Events with different keys may be
+ * reordered relative to each other by retries; events with the same key never are.
+ */
+export function orderingKey(event: RelayEvent): string {
+  if (event.kind === 'outbox') return `o\u0000${event.aggregateType}\u0000${event.aggregateId}`;
+  if (event.op === 'truncate' || event.key === null) return `t\u0000${event.schema}\u0000${event.table}`;
+  return `r\u0000${event.schema}\u0000${event.table}\u0000${stableStringify(event.key)}`;
+}
+
+function stableStringify(value: JsonValue): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  const keys = Object.keys(value).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(value[k] as JsonValue)}`).join(',')}}`;
+}

@@ -1,0 +1,5 @@
+export * from './contracts.js';
+export * from './errors.js';
+export * from './events.js';
+export * from './json.js';
+export * from './logger.js';
