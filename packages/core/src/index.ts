@@ -1,4 +1,5 @@
 export * from './contracts.js';
+export * from './envelope.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './json.js';
