@@ -1,0 +1,157 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type Logger, PermanentError, SluiceError, silentLogger } from '@sluice/core';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator';
+import type { Client, Pool, PoolClient } from 'pg';
+import {
+  MIGRATIONS_SCHEMA,
+  MIGRATIONS_TABLE,
+  type MigrationFile,
+  pendingMigrations,
+  readMigrations,
+  renderMigrationSql,
+} from './files.js';
+
+/**
+ * The repository's `drizzle/` folder. Both `src/migrate.ts` and `dist/migrate.js` sit two levels
+ * below the package, which sits two levels below the repository root; a deployment that moves the
+ * package must ship `drizzle/` beside `packages/` or pass `migrationsFolder`.
+ */
+export const migrationsFolder: string = fileURLToPath(new URL('../../../drizzle', import.meta.url));
+
+/** "sluicemg" in ASCII: fixed so every relay and every `sluice migrate` contends for the same lock. */
+export const MIGRATIONS_LOCK_KEY = 0x736c756963656d67n;
+
+export interface MigrateOptions {
+  logger?: Logger;
+  /** The 64-bit `pg_advisory_lock` key that serialises concurrent migrations. */
+  lockKey?: bigint;
+  migrationsFolder?: string;
+}
+
+export interface MigrateResult {
+  /** Tags of the migrations this call applied, in order; empty when the schema was up to date. */
+  applied: string[];
+}
+
+/** Applying Sluice's migrations failed. Retriable when the connection was the problem. */
+export class MigrationError extends SluiceError {
+  override name = 'MigrationError';
+  constructor(message: string, options: { cause?: unknown; retriable?: boolean; hint?: string } = {}) {
+    super(message, options);
+  }
+}
+
+/**
+ * Applies Sluice's own migrations (schema `sluice`, bookkeeping in `sluice.__drizzle_migrations`)
+ * under a session-level advisory lock on one dedicated connection, so concurrent callers
+ * serialise: the first applies, the others wait and then find nothing to do.
+ *
+ * `db` is a pool (a connection is taken and returned) or a connected client, which must not be
+ * inside a transaction: drizzle's migrator opens its own.
+ */
+export async function migrate(
+  db: Pool | PoolClient | Client,
+  options: MigrateOptions = {},
+): Promise<MigrateResult> {
+  const logger = options.logger ?? silentLogger;
+  const lockKey = (options.lockKey ?? MIGRATIONS_LOCK_KEY).toString();
+  const folder = options.migrationsFolder ?? migrationsFolder;
+  const migrations = loadMigrations(folder);
+
+  const pooled = isPool(db);
+  let client: PoolClient | Client;
+  try {
+    client = pooled ? await db.connect() : db;
+  } catch (err) {
+    throw connectionFailed(err);
+  }
+  let broken: unknown;
+  try {
+    const { rows } = await client.query<{ locked: boolean }>(
+      'select pg_try_advisory_lock($1::bigint) as locked',
+      [lockKey],
+    );
+    if (!rows[0]?.locked) {
+      logger.info({ lockKey }, 'another process is migrating the sluice schema; waiting for it');
+      await client.query('select pg_advisory_lock($1::bigint)', [lockKey]);
+    }
+    try {
+      const pending = pendingMigrations(migrations, await appliedMillis(client));
+      if (pending.length === 0) {
+        logger.debug({ folder }, 'sluice schema is up to date');
+        return { applied: [] };
+      }
+      logger.info({ pending: pending.map((m) => m.tag) }, 'applying sluice schema migrations');
+      await drizzleMigrate(drizzle({ client }), {
+        migrationsFolder: folder,
+        migrationsSchema: MIGRATIONS_SCHEMA,
+        migrationsTable: MIGRATIONS_TABLE,
+      });
+      logger.info({ applied: pending.map((m) => m.tag) }, 'applied sluice schema migrations');
+      return { applied: pending.map((m) => m.tag) };
+    } finally {
+      await client.query('select pg_advisory_unlock($1::bigint)', [lockKey]);
+    }
+  } catch (err) {
+    broken = err;
+    if (err instanceof SluiceError) throw err;
+    if (isConnectionError(err)) throw connectionFailed(err);
+    throw new MigrationError(`applying sluice migrations from ${folder} failed: ${errorMessage(err)}`, {
+      cause: err,
+      hint: 'the failed migration was rolled back; fix the cause (often privileges: the role needs CREATE on the database) and run `sluice migrate` again, or apply `sluice migrate --print` as a DBA',
+    });
+  } finally {
+    // A connection that failed mid-migration may still hold the lock or an aborted transaction:
+    // destroy it rather than hand it back to the pool.
+    if (pooled) (client as PoolClient).release(broken instanceof Error ? broken : undefined);
+  }
+}
+
+/** The SQL `sluice migrate --print` shows: every migration in order, with drizzle's bookkeeping. */
+export function migrationSql(options: { migrationsFolder?: string } = {}): string {
+  return renderMigrationSql(loadMigrations(options.migrationsFolder ?? migrationsFolder));
+}
+
+function loadMigrations(folder: string): MigrationFile[] {
+  if (!existsSync(`${folder}/meta/_journal.json`)) {
+    throw new PermanentError(`sluice migrations not found: ${folder}/meta/_journal.json does not exist`, {
+      hint: 'ship the repository `drizzle/` folder beside `packages/`, or pass `migrationsFolder`',
+    });
+  }
+  return readMigrations(folder);
+}
+
+/** `created_at` of the migrations already applied, or none when the bookkeeping table is absent. */
+async function appliedMillis(client: PoolClient | Client): Promise<number[]> {
+  const table = `"${MIGRATIONS_SCHEMA}"."${MIGRATIONS_TABLE}"`;
+  const { rows: exists } = await client.query<{ t: string | null }>('select to_regclass($1) as t', [table]);
+  if (exists[0]?.t == null) return [];
+  const { rows } = await client.query<{ created_at: string }>(`select created_at from ${table}`);
+  return rows.map((r) => Number(r.created_at));
+}
+
+function isPool(db: Pool | PoolClient | Client): db is Pool {
+  // instanceof would fail across two copies of `pg`; only a pool counts its clients.
+  return 'totalCount' in db;
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  // SQLSTATE class 08 is "connection exception"; 57P0x is the server shutting down.
+  return code.startsWith('08') || code.startsWith('57P0') || code.startsWith('E');
+}
+
+function connectionFailed(err: unknown): MigrationError {
+  return new MigrationError(`could not migrate the sluice schema: connection failed: ${errorMessage(err)}`, {
+    cause: err,
+    retriable: true,
+    hint: 'check that Postgres is reachable with the configured URL; migrations are retried safely',
+  });
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
