@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { SluiceError } from '@sluice/core';
+import { helpText } from './help.js';
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Prints a start-up failure for a person: what went wrong and the fix, no stack for known errors. */
+export function printFatal(err: unknown): void {
+  if (err instanceof SluiceError) {
+    process.stderr.write(`sluice: ${err.message}\n`);
+  } else {
+    process.stderr.write(`sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+}
+
+/** Returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv;
+  switch (command) {
+    case 'run': {
+      const { runRelay } = await import('./run.js');
+      return runRelay(process.env, rest);
+    }
+    case 'migrate': {
+      const { runMigrate } = await import('./migrate.js');
+      return runMigrate(process.env, rest);
+    }
+    case 'version':
+    case '--version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(helpText());
+      return 0;
+    default:
+      process.stderr.write(`sluice: unknown command "${command}"\n\n${helpText()}`);
+      return 2;
+  }
+}

@@ -1,0 +1,213 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '@sluice/core';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { SETTINGS, type SettingKey, type SettingSpec, settingByKey } from './settings.js';
+
+export interface TableRef {
+  schema: string;
+  table: string;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_$]*$/;
+const SLOT = /^[a-z0-9_]{1,63}$/;
+
+function durationMs(opts: { min: number }) {
+  return z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < opts.min) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration like 500ms, 30s, 2h${opts.min > 0 ? ` (at least ${opts.min} ms)` : ''}, got "${text}"`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+function integer(min: number, max: number) {
+  return z.string().transform((text, ctx) => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text.trim()) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `expected an integer from ${min} to ${max}, got "${text}"` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+function bool() {
+  return z.string().transform((text, ctx) => {
+    const v = text.trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(v)) return true;
+    if (['false', '0', 'no', 'off'].includes(v)) return false;
+    ctx.addIssue({ code: 'custom', message: `expected true or false, got "${text}"` });
+    return z.NEVER;
+  });
+}
+
+const tableList = z.string().transform((text, ctx) => {
+  const tables: TableRef[] = [];
+  for (const raw of text.split(',')) {
+    const item = raw.trim();
+    if (item === '') continue;
+    const parts = item.split('.');
+    if (parts.length !== 2 || !parts.every((p) => IDENT.test(p))) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${item}" is not schema.table (e.g. public.orders; unquoted identifiers only)`,
+      });
+      continue;
+    }
+    tables.push({ schema: parts[0] as string, table: parts[1] as string });
+  }
+  return tables;
+});
+
+const urlWith = (protocols: string[]) =>
+  z.string().refine(
+    (text) =>
+      text
+        .split(',')
+        .every((u) => protocols.some((p) => u.trim().startsWith(p)) && URL.canParse(u.trim())),
+    { message: `expected a URL starting with ${protocols.join(' or ')}` },
+  );
+
+const schema = z.object({
+  databaseUrl: urlWith(['postgres://', 'postgresql://']),
+  natsUrl: urlWith(['nats://', 'tls://', 'ws://', 'wss://']),
+  tables: tableList,
+  slot: z.string().regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
+  publication: z.string().regex(IDENT, 'expected a plain identifier (letters, digits, underscores)'),
+  subjectPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens without wildcards'),
+  stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a stream name of letters, digits, _ or -'),
+  streamReplicas: integer(1, 5),
+  duplicateWindow: durationMs({ min: 1000 }),
+  snapshot: z.enum(['initial', 'never']),
+  sink: z.enum(['nats', 'stdout']),
+  httpPort: integer(0, 65535),
+  httpHost: z.string().min(1),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  maxInFlight: integer(1, 1_000_000),
+  maxInFlightBytes: integer(1024, 8 * 1024 * 1024 * 1024),
+  heartbeatInterval: durationMs({ min: 0 }),
+  publishTimeout: durationMs({ min: 100 }),
+  autoMigrate: bool(),
+  configFile: z.string().optional(),
+});
+
+export type RelayConfig = z.output<typeof schema>;
+
+/** Where each value came from, for start-up logging (never the value of a secret). */
+export type ConfigSources = Partial<Record<SettingKey, 'default' | 'file' | 'env' | 'flag'>>;
+
+export interface LoadedConfig {
+  config: RelayConfig;
+  sources: ConfigSources;
+}
+
+/** Parses `--flag value` and `--flag=value` for every known setting; unknown flags are errors. */
+export function parseFlags(argv: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) throw new ConfigError(arg, 'unexpected argument', { hint: 'run `sluice help`' });
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const spec = SETTINGS.find((s) => s.flag === flag);
+    if (!spec) throw new ConfigError(flag, 'unknown flag', { hint: 'run `sluice help` for the list of settings' });
+    let value: string | undefined;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      value = argv[i + 1];
+      i++;
+    }
+    if (value === undefined) throw new ConfigError(flag, 'needs a value', { hint: `${flag} <value>` });
+    out[spec.key] = value;
+  }
+  return out;
+}
+
+function readConfigFile(path: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new ConfigError('SLUICE_CONFIG', `cannot read ${path} as JSON`, {
+      cause,
+      hint: 'point SLUICE_CONFIG (--config) at a JSON object of settings, e.g. {"tables": "public.orders"}',
+    });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError('SLUICE_CONFIG', `${path} must hold a JSON object`);
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!settingByKey(key) || key === 'configFile') {
+      throw new ConfigError('SLUICE_CONFIG', `${path}: unknown setting "${key}"`, {
+        hint: `known settings: ${SETTINGS.map((s) => s.key).join(', ')}`,
+      });
+    }
+    out[key] = Array.isArray(value) ? value.join(',') : String(value);
+  }
+  return out;
+}
+
+function describe(spec: SettingSpec): string {
+  return `${spec.env} (${spec.flag})`;
+}
+
+/**
+ * Merges defaults < config file < environment < flags and validates everything at once, so a
+ * person sees every wrong setting in one go.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[] = []): LoadedConfig {
+  const flags = parseFlags(argv);
+  const raw: Record<string, string> = {};
+  const sources: ConfigSources = {};
+  const fileSpec = settingByKey('configFile') as SettingSpec;
+  const configFile = flags['configFile'] ?? env[fileSpec.env];
+  const fromFile = configFile ? readConfigFile(configFile) : {};
+
+  for (const spec of SETTINGS) {
+    const key = spec.key as SettingKey;
+    const envValue = [spec.env, ...(('envFallbacks' in spec ? spec.envFallbacks : []) as string[])]
+      .map((name) => env[name])
+      .find((v) => v !== undefined && v !== '');
+    let value: string | undefined;
+    if (flags[key] !== undefined) {
+      value = flags[key];
+      sources[key] = 'flag';
+    } else if (envValue !== undefined) {
+      value = envValue;
+      sources[key] = 'env';
+    } else if (fromFile[key] !== undefined) {
+      value = fromFile[key];
+      sources[key] = 'file';
+    } else if ('default' in spec) {
+      value = spec.default;
+      sources[key] = 'default';
+    }
+    if (value !== undefined) raw[key] = value;
+  }
+
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const spec = settingByKey(String(issue.path[0]));
+      const where = spec ? describe(spec) : String(issue.path[0]);
+      const shown = spec?.secret ? '' : ` (${spec?.description ?? ''})`;
+      return `  - ${where}: ${issue.message}${shown}`;
+    });
+    const first = settingByKey(String(result.error.issues[0]?.path[0]));
+    throw new ConfigError(
+      first ? first.env : 'configuration',
+      `invalid configuration:\n${lines.join('\n')}`,
+      { hint: 'set the variables above (or the flags); `sluice help` lists every setting' },
+    );
+  }
+  return { config: result.data, sources };
+}

@@ -1,0 +1,48 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { type HttpServer, startHttpServer } from './http.js';
+
+describe('HTTP endpoints', () => {
+  let server: HttpServer | undefined;
+  afterEach(async () => server?.close());
+
+  it('answers /livez without asking any component', async () => {
+    let asked = 0;
+    server = await startHttpServer('127.0.0.1', 0, {
+      metrics: async () => ({ contentType: 'text/plain', body: '' }),
+      readiness: () => {
+        asked++;
+        return {};
+      },
+    });
+    const res = await fetch(`http://127.0.0.1:${server.port}/livez`);
+    expect(res.status).toBe(200);
+    expect(asked).toBe(0);
+  });
+
+  it('returns 503 from /readyz with the reason of each component that is not ready', async () => {
+    server = await startHttpServer('127.0.0.1', 0, {
+      metrics: async () => ({ contentType: 'text/plain', body: '' }),
+      readiness: () => ({
+        postgres: { ready: false, detail: 'slot "sluice" is held by pid 42' },
+        nats: { ready: true },
+      }),
+    });
+    const res = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({
+      status: 'not ready',
+      checks: { postgres: { ready: false, detail: 'slot "sluice" is held by pid 42' }, nats: { ready: true } },
+    });
+  });
+
+  it('serves the metrics text with its content type', async () => {
+    server = await startHttpServer('127.0.0.1', 0, {
+      metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'sluice_up 1\n' }),
+      readiness: () => ({ all: { ready: true } }),
+    });
+    const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4');
+    expect(await res.text()).toBe('sluice_up 1\n');
+    expect((await fetch(`http://127.0.0.1:${server.port}/readyz`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,61 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ComponentStatus } from '@sluice/core';
+
+export interface HttpDeps {
+  /** Prometheus exposition text and its content type. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** Named components; /readyz is 200 only when all are ready. Must not do I/O. */
+  readiness(): Record<string, ComponentStatus>;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** /livez never touches Postgres or NATS: it only says the event loop answers. */
+export async function startHttpServer(host: string, port: number, deps: HttpDeps): Promise<HttpServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/livez') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"alive"}');
+      return;
+    }
+    if (path === '/readyz') {
+      const checks = deps.readiness();
+      const ready = Object.values(checks).every((c) => c.ready);
+      const body = JSON.stringify({ status: ready ? 'ready' : 'not ready', checks });
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+      return;
+    }
+    if (path === '/metrics') {
+      deps.metrics().then(
+        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err)),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /livez or /readyz\n');
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,35 @@
+// Credentials reach logs through connection strings inside config, error messages and stacks.
+// Scrubbing strings at the log boundary catches all three, whatever object carries them.
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^@/\s]+)@/gi;
+const KV_PASSWORD = /\b(password|passwd|pass|token|secret)(\s*=\s*)('[^']*'|"[^"]*"|[^\s&;]+)/gi;
+
+export function redactString(text: string): string {
+  if (!text.includes('://') && !/pass|token|secret/i.test(text)) return text;
+  return text.replace(URL_PASSWORD, '$1***@').replace(KV_PASSWORD, '$1$2***');
+}
+
+const SECRET_KEYS = /^(password|passwd|pass|token|secret|authorization|databaseUrl|natsUrl)$/i;
+
+/** Deep copy with every string scrubbed and secret-named fields masked. Cycles are cut. */
+export function redactValue(value: unknown, seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string') return redactString(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (seen.has(value)) return '[Circular]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, seen));
+  if (value instanceof Error) {
+    const out: Record<string, unknown> = {
+      type: value.name,
+      message: redactString(value.message),
+      stack: value.stack ? redactString(value.stack) : undefined,
+    };
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.test(k) ? '***' : redactValue(v, seen);
+    if (value.cause !== undefined) out['cause'] = redactValue(value.cause, seen);
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEYS.test(k) && typeof v === 'string' ? redactString(v) : redactValue(v, seen);
+  }
+  return out;
+}

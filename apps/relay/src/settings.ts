@@ -1,0 +1,165 @@
+/**
+ * Every setting the relay reads: its environment variable, its flag, and what it means.
+ * The README's configuration table is generated from the same list (`sluice help`).
+ */
+export interface SettingSpec {
+  key: string;
+  env: string;
+  /** Other environment variables accepted, lowest priority last. */
+  envFallbacks?: string[];
+  flag: string;
+  default?: string;
+  secret?: boolean;
+  description: string;
+}
+
+export const SETTINGS = [
+  {
+    key: 'databaseUrl',
+    env: 'SLUICE_DATABASE_URL',
+    envFallbacks: ['DATABASE_URL'],
+    flag: '--database-url',
+    default: 'postgres://postgres@127.0.0.1:5432/postgres',
+    secret: true,
+    description: 'Postgres connection string (needs the REPLICATION attribute or superuser).',
+  },
+  {
+    key: 'natsUrl',
+    env: 'SLUICE_NATS_URL',
+    flag: '--nats-url',
+    default: 'nats://127.0.0.1:4222',
+    secret: true,
+    description: 'NATS server URL(s), comma separated; credentials may be embedded.',
+  },
+  {
+    key: 'tables',
+    env: 'SLUICE_TABLES',
+    flag: '--tables',
+    default: '',
+    description: 'Comma list of schema.table to capture with logical replication (empty: outbox only).',
+  },
+  {
+    key: 'slot',
+    env: 'SLUICE_SLOT',
+    flag: '--slot',
+    default: 'sluice',
+    description: 'Logical replication slot name (created when missing).',
+  },
+  {
+    key: 'publication',
+    env: 'SLUICE_PUBLICATION',
+    flag: '--publication',
+    default: 'sluice',
+    description: 'Publication name (created when missing; configured tables are added to it).',
+  },
+  {
+    key: 'subjectPrefix',
+    env: 'SLUICE_SUBJECT_PREFIX',
+    flag: '--subject-prefix',
+    default: 'sluice',
+    description: 'First token of every subject.',
+  },
+  {
+    key: 'stream',
+    env: 'SLUICE_STREAM',
+    flag: '--stream',
+    default: 'SLUICE',
+    description: 'JetStream stream name (created or updated to cover <prefix>.>).',
+  },
+  {
+    key: 'streamReplicas',
+    env: 'SLUICE_STREAM_REPLICAS',
+    flag: '--stream-replicas',
+    default: '1',
+    description: 'Replicas of the stream (1, 3 or 5 in a cluster).',
+  },
+  {
+    key: 'duplicateWindow',
+    env: 'SLUICE_DUPLICATE_WINDOW',
+    flag: '--duplicate-window',
+    default: '2h',
+    description: "The stream's duplicate_window: how long JetStream remembers Nats-Msg-Ids (e.g. 30m, 2h).",
+  },
+  {
+    key: 'snapshot',
+    env: 'SLUICE_SNAPSHOT',
+    flag: '--snapshot',
+    default: 'initial',
+    description: 'initial: emit existing rows as read events when the slot is new; never: stream only.',
+  },
+  {
+    key: 'sink',
+    env: 'SLUICE_SINK',
+    flag: '--sink',
+    default: 'nats',
+    description: 'nats: publish to JetStream; stdout: write NDJSON, one envelope per line.',
+  },
+  {
+    key: 'httpPort',
+    env: 'SLUICE_HTTP_PORT',
+    flag: '--http-port',
+    default: '9464',
+    description: 'Port of /metrics, /livez and /readyz (0 disables the HTTP server).',
+  },
+  {
+    key: 'httpHost',
+    env: 'SLUICE_HTTP_HOST',
+    flag: '--http-host',
+    default: '0.0.0.0',
+    description: 'Bind address of the HTTP server.',
+  },
+  {
+    key: 'logLevel',
+    env: 'SLUICE_LOG_LEVEL',
+    flag: '--log-level',
+    default: 'info',
+    description: 'trace, debug, info, warn, error or fatal.',
+  },
+  {
+    key: 'maxInFlight',
+    env: 'SLUICE_MAX_IN_FLIGHT',
+    flag: '--max-in-flight',
+    default: '1000',
+    description: 'Events published but not yet acknowledged by JetStream, at most.',
+  },
+  {
+    key: 'maxInFlightBytes',
+    env: 'SLUICE_MAX_IN_FLIGHT_BYTES',
+    flag: '--max-in-flight-bytes',
+    default: '67108864',
+    description: 'Bytes of events in flight, at most; reading from Postgres pauses beyond it.',
+  },
+  {
+    key: 'heartbeatInterval',
+    env: 'SLUICE_HEARTBEAT_INTERVAL',
+    flag: '--heartbeat-interval',
+    default: '30s',
+    description: 'How often a heartbeat message keeps the slot moving on a quiet database (0 disables).',
+  },
+  {
+    key: 'publishTimeout',
+    env: 'SLUICE_PUBLISH_TIMEOUT',
+    flag: '--publish-timeout',
+    default: '5s',
+    description: 'How long to wait for a PubAck before retrying the same message.',
+  },
+  {
+    key: 'autoMigrate',
+    env: 'SLUICE_AUTO_MIGRATE',
+    flag: '--auto-migrate',
+    default: 'true',
+    description: "Apply Sluice's own migrations (schema sluice) at start-up; false: run `sluice migrate` yourself.",
+  },
+  {
+    key: 'configFile',
+    env: 'SLUICE_CONFIG',
+    flag: '--config',
+    description: 'Optional JSON file with any of these settings by key (e.g. {"tables": "public.orders"}).',
+  },
+] as const satisfies readonly SettingSpec[];
+
+export type SettingKey = (typeof SETTINGS)[number]['key'];
+
+export function settingByKey(key: string): SettingSpec | undefined {
+  return SETTINGS.find((s) => s.key === key);
+}
