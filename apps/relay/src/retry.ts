@@ -1,0 +1,35 @@
+import { isRetriable, type Logger } from '@sluice/core';
+
+/**
+ * Runs `fn` until it succeeds, retrying retriable failures with capped exponential backoff;
+ * a permanent failure or an abort rejects at once.
+ */
+export async function retryRetriable<T>(
+  what: string,
+  fn: () => Promise<T>,
+  opts: { logger: Logger; signal: AbortSignal; onRetry?: (err: unknown) => void },
+): Promise<T> {
+  let delay = 500;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isRetriable(err) || opts.signal.aborted) throw err;
+      opts.onRetry?.(err);
+      opts.logger.warn({ err, retryInMs: delay }, `${what} failed; retrying`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        opts.signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+      if (opts.signal.aborted) throw err;
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+}

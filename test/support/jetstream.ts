@@ -1,0 +1,79 @@
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { waitFor } from '@sluice/testkit';
+
+export interface StoredMessage {
+  seq: number;
+  subject: string;
+  headers: Record<string, string>;
+  body: string;
+  json(): Record<string, unknown>;
+}
+
+function headersOf(h: MsgHdrs | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const key of h.keys()) out[key] = h.get(key);
+  return out;
+}
+
+/** Reads the whole stream, from its first message, with a real ordered consumer. */
+export async function readStream(url: string, stream: string): Promise<StoredMessage[]> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(stream);
+    const total = info.state.messages;
+    const out: StoredMessage[] = [];
+    if (total === 0) return out;
+    const js = jetstream(nc);
+    const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All });
+    const messages = await consumer.consume({ max_messages: 1000 });
+    for await (const m of messages) {
+      const body = m.string();
+      out.push({
+        seq: m.seq,
+        subject: m.subject,
+        headers: headersOf(m.headers),
+        body,
+        json: () => JSON.parse(body) as Record<string, unknown>,
+      });
+      if (m.info.pending === 0 && out.length >= total) break;
+    }
+    await messages.close();
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Waits until the stream holds at least `count` messages, then returns all of them. */
+export async function waitForMessages(
+  url: string,
+  stream: string,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<StoredMessage[]> {
+  await waitFor(async () => (await streamMessageCount(url, stream)) >= count, {
+    timeoutMs,
+    intervalMs: 200,
+    message: `stream ${stream} to hold ${count} messages`,
+  });
+  return readStream(url, stream);
+}
+
+export async function streamMessageCount(url: string, stream: string): Promise<number> {
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await connect({ servers: url });
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(stream);
+    return info.state.messages;
+  } catch {
+    return 0;
+  } finally {
+    await nc?.close();
+  }
+}
+
+export { AckPolicy };

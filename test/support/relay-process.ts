@@ -1,0 +1,72 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '@sluice/testkit';
+
+const BIN = fileURLToPath(new URL('../../apps/relay/bin/sluice.js', import.meta.url));
+
+export interface RelayProcess {
+  readonly child: ChildProcess;
+  /** Every line the relay wrote to stdout and stderr, in order. */
+  readonly lines: string[];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** JSON log records parsed from stdout. */
+  logs(): Array<Record<string, unknown>>;
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  output(): string;
+}
+
+/**
+ * Runs `sluice <args>` exactly as a user would (`node apps/relay/bin/sluice.js`), configured only
+ * by environment variables. The relay must have been built (`npm test` runs `tsc -b` first).
+ */
+export function spawnRelay(env: Record<string, string>, args: string[] = ['run']): RelayProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const collect = (stream: NodeJS.ReadableStream) => {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      lines.push(...parts);
+    });
+    stream.on('end', () => {
+      if (partial) lines.push(partial);
+    });
+  };
+  collect(child.stdout as NodeJS.ReadableStream);
+  collect(child.stderr as NodeJS.ReadableStream);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    lines,
+    exited,
+    logs: () =>
+      lines.flatMap((line) => {
+        try {
+          const parsed = JSON.parse(line) as unknown;
+          return parsed && typeof parsed === 'object' ? [parsed as Record<string, unknown>] : [];
+        } catch {
+          return [];
+        }
+      }),
+    async waitForLog(pattern, timeoutMs = 30_000) {
+      return waitFor(() => lines.find((l) => pattern.test(l)), {
+        timeoutMs,
+        message: `relay log line matching ${pattern}; output so far:\n${lines.slice(-30).join('\n')}`,
+      });
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      await exited;
+    },
+    output: () => lines.join('\n'),
+  };
+}
