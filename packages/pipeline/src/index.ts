@@ -1,1 +1,8 @@
-export {};
+export { backoffDelay } from './backoff.js';
+export { type CheckpointerOptions, TransactionCheckpointer } from './checkpointer.js';
+export { DeadLetterFailedError, PipelineStoppedError, PublishFailedError } from './errors.js';
+export { describeEvent, eventLabels } from './labels.js';
+export type { PermanentFailureOutcome, PipelineOptions, RetryOptions } from './options.js';
+export { KeyedScheduler, type Ordered } from './ordering.js';
+export { createPipeline, type Pipeline, type PipelineStats } from './pipeline.js';
+export { InFlightWindow } from './window.js';
