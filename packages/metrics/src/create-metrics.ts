@@ -1,0 +1,293 @@
+import { ConfigError, type EventLabels, type Metrics, type ReplicationSlotStats } from '@sluice/core';
+import { Counter, collectDefaultMetrics, Gauge, Registry, validateMetricName } from 'prom-client';
+import {
+  END_TO_END_LAG_BUCKETS,
+  METRICS,
+  type MetricSpec,
+  PUBLISH_DURATION_BUCKETS,
+  WAL_STATUSES,
+} from './catalog.js';
+import { CellTree } from './cell-tree.js';
+import { HotHistogram } from './hot-histogram.js';
+
+export interface BuildInfo {
+  version: string;
+  /** Git commit; `unknown` when absent. */
+  commit?: string;
+  /** Node version; defaults to `process.version`. */
+  node?: string;
+}
+
+export interface CreateMetricsOptions {
+  /** Defaults to a new Registry. Never the global one: two relays in a process must not collide. */
+  registry?: Registry;
+  buildInfo: BuildInfo;
+  /**
+   * Node's default metrics (process_*, nodejs_*, unprefixed so stock dashboards work).
+   * Turn off when `registry` already collects them: registering them twice throws.
+   */
+  collectDefault?: boolean;
+  /** Prefix of Sluice's own metrics. The shipped dashboard and alerts assume `sluice_`. */
+  prefix?: string;
+  /** Cap on distinct kind/schema/table/op label sets; beyond it events count under `_other`. */
+  maxEventLabelSets?: number;
+}
+
+/** The Metrics contract plus what the relay needs to serve and drive it. */
+export interface SluiceMetrics extends Metrics {
+  readonly registry: Registry;
+  /** Content-Type header for `text()`. */
+  readonly contentType: string;
+  /** The exposition text for GET /metrics. */
+  text(): Promise<string>;
+  /** Mirrors /readyz into `sluice_ready`. */
+  setReady(ready: boolean): void;
+  /** Family names in the registry (Sluice's and Node's default ones), sorted. */
+  metricNames(): string[];
+}
+
+interface EventCell {
+  readonly labels: Readonly<Record<string, string>>;
+  received: number;
+  published: number;
+}
+
+interface CountCell {
+  readonly labels: Readonly<Record<string, string>>;
+  n: number;
+}
+
+const countCell = (labels: Readonly<Record<string, string>>): CountCell => ({ labels, n: 0 });
+
+/** Free-form reasons and components are expected to be a handful of constants. */
+const MAX_REASONS = 64;
+const MAX_SNAPSHOT_TABLES = 2000;
+
+export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
+  const prefix = options.prefix ?? 'sluice_';
+  if (prefix !== '' && !validateMetricName(prefix)) {
+    throw new ConfigError(
+      'metrics.prefix',
+      `${JSON.stringify(prefix)} cannot start a Prometheus metric name`,
+      {
+        hint: 'use letters, digits and underscores, not starting with a digit, e.g. "sluice_"',
+      },
+    );
+  }
+  const maxEventLabelSets = options.maxEventLabelSets ?? 2000;
+  if (!Number.isInteger(maxEventLabelSets) || maxEventLabelSets < 1) {
+    throw new ConfigError(
+      'metrics.maxEventLabelSets',
+      `expected an integer from 1 and up, got ${String(maxEventLabelSets)}`,
+    );
+  }
+  const registry = options.registry ?? new Registry();
+  const registers = [registry];
+  const nameOf = (spec: MetricSpec): string => prefix + spec.name;
+  const meta = <L extends string>(spec: MetricSpec & { labels: readonly L[] }) => ({
+    name: nameOf(spec),
+    help: spec.help,
+    labelNames: spec.labels,
+    registers,
+  });
+
+  // Hot-path state: plain fields and cells, copied into prom-client metrics on scrape.
+  const events = new CellTree<EventCell>(METRICS.eventsReceived.labels, maxEventLabelSets, (labels) => ({
+    labels,
+    received: 0,
+    published: 0,
+  }));
+  const retries = new CellTree<CountCell>(METRICS.publishRetries.labels, MAX_REASONS, countCell);
+  const errors = new CellTree<CountCell>(METRICS.publishErrors.labels, MAX_REASONS, countCell);
+  const reconnects = new CellTree<CountCell>(METRICS.reconnects.labels, MAX_REASONS, countCell);
+  const snapshotRows = new CellTree<CountCell>(METRICS.snapshotRows.labels, MAX_SNAPSHOT_TABLES, countCell);
+  let eventsInFlight = 0;
+  let bytesInFlight = 0;
+  let confirmed: bigint | undefined;
+  let received: bigint | undefined;
+  let lastEventMs: number | undefined;
+  const slots = new Map<string, ReplicationSlotStats>();
+
+  // Counters are rebuilt from the cells on each scrape: reset, then add the running totals.
+  // That also exports a 0 for a label set seen by one counter but not yet by the other
+  // (received, not yet published), so rate() has a series to start from.
+  const fromCells = <C>(tree: CellTree<C>, value: (cell: C) => number, labels: (cell: C) => object) =>
+    function collect(this: Counter<string>): void {
+      this.reset();
+      for (const cell of tree.cells()) this.inc(labels(cell) as Record<string, string>, value(cell));
+    };
+
+  new Counter({
+    ...meta(METRICS.eventsReceived),
+    collect: fromCells(
+      events,
+      (c) => c.received,
+      (c) => c.labels,
+    ),
+  });
+  new Counter({
+    ...meta(METRICS.eventsPublished),
+    collect: fromCells(
+      events,
+      (c) => c.published,
+      (c) => c.labels,
+    ),
+  });
+  const publishDuration = new HotHistogram({
+    name: nameOf(METRICS.publishDuration),
+    help: METRICS.publishDuration.help,
+    labelNames: METRICS.publishDuration.labels,
+    buckets: PUBLISH_DURATION_BUCKETS,
+    registry,
+  });
+  const endToEndLag = new HotHistogram({
+    name: nameOf(METRICS.endToEndLag),
+    help: METRICS.endToEndLag.help,
+    labelNames: METRICS.endToEndLag.labels,
+    buckets: END_TO_END_LAG_BUCKETS,
+    registry,
+  });
+  new Gauge({
+    ...meta(METRICS.eventsInFlight),
+    collect() {
+      this.set(eventsInFlight);
+    },
+  });
+  new Gauge({
+    ...meta(METRICS.bytesInFlight),
+    collect() {
+      this.set(bytesInFlight);
+    },
+  });
+  // Absent until known: a 0 before the first LSN would read as a jump of the whole WAL
+  // position on every restart, and delta() over it would fire the no-events alert.
+  const lsnGauge = (spec: MetricSpec, read: () => bigint | undefined) =>
+    new Gauge({
+      ...meta(spec),
+      collect() {
+        const lsn = read();
+        if (lsn === undefined) this.remove({});
+        else this.set(Number(lsn));
+      },
+    });
+  lsnGauge(METRICS.confirmedFlushLsn, () => confirmed);
+  lsnGauge(METRICS.receivedLsn, () => received);
+
+  const slotRetained = new Gauge(meta(METRICS.slotRetainedWal));
+  const slotWalStatus = new Gauge(meta(METRICS.slotWalStatus));
+  const slotActive = new Gauge(meta(METRICS.slotActive));
+  // Postgres keeps these as cumulative counters (reset by pg_stat_reset_replication_slot);
+  // mirrored as counters so rate() and increase() handle the resets.
+  const mirroredSlotCounter = (spec: MetricSpec, read: (s: ReplicationSlotStats) => number | null) =>
+    new Counter({
+      ...meta(spec),
+      collect() {
+        this.reset();
+        for (const [slot, stats] of slots) {
+          const value = read(stats);
+          if (value !== null && Number.isFinite(value)) this.inc({ slot }, Math.max(0, value));
+        }
+      },
+    });
+  mirroredSlotCounter(METRICS.slotSpillBytes, (s) => s.spillBytes);
+  mirroredSlotCounter(METRICS.slotSpillCount, (s) => s.spillCount);
+
+  const n = (c: CountCell): number => c.n;
+  const l = (c: CountCell): object => c.labels;
+  new Counter({ ...meta(METRICS.publishRetries), collect: fromCells(retries, n, l) });
+  new Counter({ ...meta(METRICS.publishErrors), collect: fromCells(errors, n, l) });
+  new Counter({ ...meta(METRICS.reconnects), collect: fromCells(reconnects, n, l) });
+  new Counter({ ...meta(METRICS.snapshotRows), collect: fromCells(snapshotRows, n, l) });
+  const snapshotProgress = new Gauge(meta(METRICS.snapshotProgress));
+  const outboxBacklog = new Gauge(meta(METRICS.outboxBacklog));
+  outboxBacklog.remove({});
+
+  const buildInfo = new Gauge(meta(METRICS.buildInfo));
+  buildInfo.set(
+    {
+      version: options.buildInfo.version,
+      commit: options.buildInfo.commit || 'unknown',
+      node: options.buildInfo.node ?? process.version,
+    },
+    1,
+  );
+  const ready = new Gauge(meta(METRICS.ready));
+  new Gauge({
+    ...meta(METRICS.lastEventTimestamp),
+    collect() {
+      if (lastEventMs === undefined) this.remove({});
+      else this.set(lastEventMs / 1000);
+    },
+  });
+
+  if (options.collectDefault ?? true) collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    text: () => registry.metrics(),
+    metricNames: () =>
+      registry
+        .getMetricsAsArray()
+        .map((m) => m.name)
+        .sort(),
+    setReady(isReady: boolean) {
+      ready.set(isReady ? 1 : 0);
+    },
+
+    eventReceived(labels: EventLabels) {
+      events.four(labels.kind, labels.schema, labels.table, labels.op).received++;
+    },
+    eventPublished(labels: EventLabels, publishSeconds: number) {
+      events.four(labels.kind, labels.schema, labels.table, labels.op).published++;
+      publishDuration.cells.one(labels.kind).observe(publishSeconds);
+      lastEventMs = Date.now();
+    },
+    endToEndLag(labels: EventLabels, seconds: number) {
+      // A snapshot read's "commit time" is when the snapshot started: hours of fake lag.
+      if (labels.op === 'read') return;
+      endToEndLag.cells.one(labels.kind).observe(seconds);
+    },
+    inFlight(eventCount: number, bytes: number) {
+      eventsInFlight = eventCount;
+      bytesInFlight = bytes;
+    },
+    confirmedLsn(lsn: bigint) {
+      confirmed = lsn;
+    },
+    receivedLsn(lsn: bigint) {
+      received = lsn;
+    },
+    publishRetry(reason: string) {
+      retries.one(reason).n++;
+    },
+    publishError(reason: string) {
+      errors.one(reason).n++;
+    },
+    reconnect(component: string) {
+      reconnects.one(component).n++;
+    },
+    snapshotRows(schema: string, table: string, rows: number) {
+      if (rows > 0) snapshotRows.two(schema, table).n += rows;
+    },
+    snapshotProgress(schema: string, table: string, fraction: number) {
+      if (Number.isFinite(fraction))
+        snapshotProgress.set({ schema, table }, Math.min(1, Math.max(0, fraction)));
+    },
+    slotStats(stats: ReplicationSlotStats) {
+      const slot = stats.slot;
+      slots.set(slot, stats);
+      if (stats.retainedWalBytes === null) slotRetained.remove({ slot });
+      else slotRetained.set({ slot }, stats.retainedWalBytes);
+      slotActive.set({ slot }, stats.active ? 1 : 0);
+      const statuses =
+        stats.walStatus === null || WAL_STATUSES.includes(stats.walStatus)
+          ? WAL_STATUSES
+          : [...WAL_STATUSES, stats.walStatus];
+      for (const status of statuses) slotWalStatus.set({ slot, status }, status === stats.walStatus ? 1 : 0);
+    },
+    outboxBacklog(rows: number) {
+      outboxBacklog.set(rows);
+    },
+  };
+}
