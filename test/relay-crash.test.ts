@@ -1,0 +1,103 @@
+import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relayEnv } from './support/env.js';
+import { readStream, streamMessageCount } from './support/jetstream.js';
+import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+
+const WRITERS = 4;
+const KEYS_PER_WRITER = 100;
+// Per writer: 100 inserts then 49 rounds of 100 updates, 10 rows per transaction: 20 000 events.
+const UPDATE_ROUNDS = 49;
+const EXPECTED_EVENTS = WRITERS * KEYS_PER_WRITER * (1 + UPDATE_ROUNDS);
+const KILLS = 4;
+
+let pgServer: PostgresServer;
+let nats: NatsServer;
+
+beforeAll(async () => {
+  [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
+});
+afterAll(async () => {
+  await Promise.all([pgServer?.dispose(), nats?.dispose()]);
+});
+
+/** Each writer owns a key range and bumps v by one per update, so per-key order is checkable. */
+async function writer(pool: pg.Pool, index: number): Promise<void> {
+  const base = index * KEYS_PER_WRITER;
+  const client = await pool.connect();
+  try {
+    for (let start = 0; start < KEYS_PER_WRITER; start += 10) {
+      await client.query(
+        'INSERT INTO public.counters (id, v) SELECT g, 0 FROM generate_series($1::int, $2::int) g',
+        [base + start, base + start + 9],
+      );
+    }
+    for (let round = 1; round <= UPDATE_ROUNDS; round++) {
+      for (let start = 0; start < KEYS_PER_WRITER; start += 10) {
+        await client.query('UPDATE public.counters SET v = v + 1 WHERE id BETWEEN $1 AND $2', [
+          base + start,
+          base + start + 9,
+        ]);
+      }
+    }
+  } finally {
+    client.release();
+  }
+}
+
+describe('sluice run killed with SIGKILL mid-run', () => {
+  it(`delivers ${EXPECTED_EVENTS} events exactly once with per-key order intact across ${KILLS} crashes`, async () => {
+    await pgServer.query('CREATE TABLE public.counters (id int PRIMARY KEY, v int NOT NULL)');
+    const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.counters' });
+    let relay: RelayProcess = spawnRelay(env);
+    await relay.waitForLog(/"msg":"streaming"/);
+
+    const pool = new pg.Pool({ connectionString: pgServer.url(), max: WRITERS });
+    const writing = Promise.all(Array.from({ length: WRITERS }, (_, i) => writer(pool, i)));
+    let writersDone = false;
+    void writing.then(() => {
+      writersDone = true;
+    });
+
+    for (let kill = 0; kill < KILLS; kill++) {
+      const before = await streamMessageCount(nats.url, env.SLUICE_STREAM);
+      // Kill only once the relay has made progress, so every crash lands mid-stream.
+      await waitFor(
+        async () => (await streamMessageCount(nats.url, env.SLUICE_STREAM)) > before + 300 || writersDone,
+        {
+          timeoutMs: 60_000,
+          message: 'relay to publish between crashes',
+        },
+      );
+      await relay.kill('SIGKILL');
+      relay = spawnRelay(env);
+      await relay.waitForLog(/"msg":"streaming"/, 60_000);
+    }
+    await writing;
+    await pool.end();
+
+    await waitFor(async () => (await streamMessageCount(nats.url, env.SLUICE_STREAM)) >= EXPECTED_EVENTS, {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      message: `stream to hold ${EXPECTED_EVENTS} events`,
+    });
+    await relay.kill('SIGTERM');
+
+    const messages = await readStream(nats.url, env.SLUICE_STREAM);
+    expect(messages).toHaveLength(EXPECTED_EVENTS);
+    expect(new Set(messages.map((m) => m.headers['Nats-Msg-Id'])).size).toBe(EXPECTED_EVENTS);
+
+    const seen = new Map<number, number[]>();
+    for (const m of messages) {
+      const body = m.json() as { op: string; after: { id: number; v: number } };
+      const values = seen.get(body.after.id) ?? [];
+      values.push(body.after.v);
+      seen.set(body.after.id, values);
+      expect(body.op).toBe(body.after.v === 0 ? 'insert' : 'update');
+    }
+    expect(seen.size).toBe(WRITERS * KEYS_PER_WRITER);
+    const expectedPerKey = Array.from({ length: UPDATE_ROUNDS + 1 }, (_, i) => i);
+    for (const [id, values] of seen) expect({ id, values }).toEqual({ id, values: expectedPerKey });
+  });
+});

@@ -1,0 +1,169 @@
+import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { relayEnv } from './support/env.js';
+import { waitForMessages } from './support/jetstream.js';
+import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+
+let pg: PostgresServer;
+let nats: NatsServer;
+const relays: RelayProcess[] = [];
+
+beforeAll(async () => {
+  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+});
+afterEach(async () => {
+  await Promise.all(relays.splice(0).map((r) => r.kill('SIGKILL')));
+});
+afterAll(async () => {
+  await Promise.all([pg?.dispose(), nats?.dispose()]);
+});
+
+async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
+  const relay = spawnRelay(env);
+  relays.push(relay);
+  await relay.waitForLog(/"msg":"streaming"/);
+  return relay;
+}
+
+describe('sluice run streams row changes to JetStream', () => {
+  it('publishes insert, update, delete and truncate of every value-layer type with the documented envelope', async () => {
+    await pg.query(`CREATE TYPE mood AS ENUM ('sad', 'happy')`);
+    await pg.query(`CREATE TABLE public.all_types (
+      id int8 PRIMARY KEY, b bool, i2 int2, i4 int4, f4 float4, f8 float8, n numeric, t text, vc varchar(20),
+      ch char(3), u uuid, j json, jb jsonb, by bytea, d date, tm time, ts timestamp, tstz timestamptz,
+      iv interval, m mood, a_i4 int4[], a_t text[], a_nested int4[][])`);
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.all_types' });
+    await startRelay(env);
+
+    await pg.query(`INSERT INTO public.all_types VALUES (
+      9007199254740993, true, -32768, 2147483647, 1.5, 'NaN', 12345678901234567890.123456789, 'héllo "q"', 'vc',
+      'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2]}', '{"b": {"c": null}}', '\\xdeadbeef',
+      '2024-02-29', '13:14:15.5', '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.123456+05:30',
+      '1 year 2 mons 3 days 04:05:06.5', 'happy', '{1,NULL,3}', '{"a,b","c\\"d",NULL}', '{{1,2},{3,4}}')`);
+    await pg.query(`UPDATE public.all_types SET t = 'changed', i4 = 1 WHERE id = 9007199254740993`);
+    await pg.query('DELETE FROM public.all_types WHERE id = 9007199254740993');
+    await pg.query('TRUNCATE public.all_types');
+
+    const messages = await waitForMessages(nats.url, env.SLUICE_STREAM, 4);
+    const p = env.SLUICE_SUBJECT_PREFIX;
+    expect(messages.map((m) => m.subject)).toEqual([
+      `${p}.cdc.public.all_types.insert`,
+      `${p}.cdc.public.all_types.update`,
+      `${p}.cdc.public.all_types.delete`,
+      `${p}.cdc.public.all_types.truncate`,
+    ]);
+    const [insert, update, del, truncate] = messages.map((m) => m.json());
+    expect(insert).toMatchObject({
+      op: 'insert',
+      schema: 'public',
+      table: 'all_types',
+      key: { id: '9007199254740993' },
+      before: null,
+      unchanged: [],
+      after: {
+        id: '9007199254740993',
+        b: true,
+        i2: -32768,
+        i4: 2147483647,
+        f4: 1.5,
+        f8: 'NaN',
+        n: '12345678901234567890.123456789',
+        t: 'héllo "q"',
+        vc: 'vc',
+        ch: 'ab ',
+        u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+        j: { a: [1, 2] },
+        jb: { b: { c: null } },
+        by: '3q2+7w==',
+        d: '2024-02-29',
+        tm: '13:14:15.5',
+        ts: '2024-01-02T03:04:05.123456',
+        tstz: '2024-01-01T21:34:05.123456Z',
+        iv: 'P1Y2M3DT4H5M6.5S',
+        m: 'happy',
+        a_i4: [1, null, 3],
+        a_t: ['a,b', 'c"d', null],
+        a_nested: [
+          [1, 2],
+          [3, 4],
+        ],
+      },
+    });
+    expect(update).toMatchObject({
+      op: 'update',
+      key: { id: '9007199254740993' },
+      after: { t: 'changed', i4: 1 },
+    });
+    expect(del).toMatchObject({ op: 'delete', key: { id: '9007199254740993' }, after: null });
+    expect(truncate).toMatchObject({ op: 'truncate', key: null, before: null, after: null });
+
+    for (const m of messages) {
+      const source = m.json()['source'] as Record<string, unknown>;
+      expect(m.headers['Nats-Msg-Id']).toBe(`${env.SLUICE_SLOT}:${source['commitLsn']}:${source['seq']}`);
+      expect(m.headers['ce-id']).toBe(m.headers['Nats-Msg-Id']);
+      expect(m.headers['ce-specversion']).toBe('1.0');
+      expect(m.headers['content-type']).toBe('application/json');
+      expect(m.headers['ce-subject']).toBe('public.all_types');
+      expect(m.headers['ce-type']).toBeTruthy();
+      expect(m.headers['ce-time']).toBe(source['commitTime']);
+      expect(source['snapshot']).toBeNull();
+    }
+  });
+
+  it('reports unchanged TOAST columns in `unchanged`, never as null', async () => {
+    await pg.query('CREATE TABLE public.docs (id int PRIMARY KEY, title text, body text)');
+    await pg.query('ALTER TABLE public.docs ALTER COLUMN body SET STORAGE EXTERNAL');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.docs' });
+    await startRelay(env);
+    await pg.query(
+      `INSERT INTO public.docs SELECT 1, 'first', string_agg(md5(g::text), '') FROM generate_series(1, 400) g`,
+    );
+    await pg.query(`UPDATE public.docs SET title = 'second' WHERE id = 1`);
+
+    const [insert, update] = (await waitForMessages(nats.url, env.SLUICE_STREAM, 2)).map((m) => m.json());
+    expect((insert?.['after'] as Record<string, string>)['body']).toHaveLength(400 * 32);
+    expect(update?.['unchanged']).toEqual(['body']);
+    expect(update?.['after']).toEqual({ id: 1, title: 'second' });
+    expect(Object.hasOwn(update?.['after'] as object, 'body')).toBe(false);
+  });
+
+  it('picks up ALTER TABLE mid-stream before the next row', async () => {
+    await pg.query('CREATE TABLE public.evolving (id int PRIMARY KEY, a text)');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.evolving' });
+    await startRelay(env);
+    await pg.query(`INSERT INTO public.evolving VALUES (1, 'x')`);
+    await pg.query('ALTER TABLE public.evolving ADD COLUMN b int4 DEFAULT 7, DROP COLUMN a');
+    await pg.query('INSERT INTO public.evolving VALUES (2, 8)');
+
+    const [first, second] = (await waitForMessages(nats.url, env.SLUICE_STREAM, 2)).map((m) => m.json());
+    expect(first?.['after']).toEqual({ id: 1, a: 'x' });
+    expect(second?.['after']).toEqual({ id: 2, b: 8 });
+  });
+
+  it('advances confirmed_flush_lsn on a database where only other databases write', async () => {
+    await pg.query('CREATE TABLE public.quiet (id int PRIMARY KEY)');
+    await pg.query('CREATE DATABASE other');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.quiet', SLUICE_HEARTBEAT_INTERVAL: '500ms' });
+    await startRelay(env);
+    const other = pg.url('other');
+    const { default: pgClient } = await import('pg');
+    const client = new pgClient.Client({ connectionString: other });
+    await client.connect();
+    await client.query('CREATE TABLE busy (v int)');
+    await client.query('INSERT INTO busy SELECT generate_series(1, 1000)');
+    const [{ lsn }] = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'))
+      .rows as [{ lsn: string }];
+    await client.end();
+
+    await waitFor(
+      async () => {
+        const rows = await pg.query<{ advanced: boolean }>(
+          'SELECT confirmed_flush_lsn >= $1::pg_lsn AS advanced FROM pg_replication_slots WHERE slot_name = $2',
+          [lsn, env.SLUICE_SLOT],
+        );
+        return rows[0]?.advanced;
+      },
+      { timeoutMs: 30_000, message: `confirmed_flush_lsn of ${env.SLUICE_SLOT} to pass ${lsn}` },
+    );
+  });
+});
