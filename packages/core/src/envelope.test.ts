@@ -1,4 +1,3 @@
-// biome-ignore lint/correctness/noUndeclaredDependencies: vitest is a devDependency of the workspace root.
 import { describe, expect, it } from 'vitest';
 import { encodeEnvelope, toEnvelope } from './envelope.js';
 import type { ChangeEvent, OutboxEvent, SourceInfo } from './events.js';

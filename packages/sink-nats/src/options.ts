@@ -1,0 +1,36 @@
+import type { Logger, Metrics } from '@sluice/core';
+
+/** Options of `createNatsSink`. Validation of user input happens in apps/relay's config. */
+export interface NatsSinkOptions {
+  /** nats-server URL(s), e.g. `nats://localhost:4222`. */
+  servers: string | string[];
+  /** JetStream stream name. Default `SLUICE`. */
+  stream?: string;
+  /** First subject token(s); the stream captures `<prefix>.>`. Default `sluice`. */
+  subjectPrefix?: string;
+  /** JetStream dedupe window for `Nats-Msg-Id`. Default 2 h: must cover the longest replay after a crash. */
+  duplicateWindowMs?: number;
+  /** Stream replicas (1 on a single server). Default 1. */
+  replicas?: number;
+  /** Stream storage. Default `file`: `memory` loses events when nats-server restarts. */
+  storage?: 'file' | 'memory';
+  /** How long a publish waits for its PubAck before failing as retriable. Default 5000. */
+  ackTimeoutMs?: number;
+  /** Placeholders {prefix}, {aggregatetype}, {type}, {aggregateid}. Default `{prefix}.outbox.{aggregatetype}.{type}`. */
+  outboxSubjectTemplate?: string;
+  /** CloudEvents `source` attribute, e.g. `/sluice/<database>`. Default `sluice/<stream>`. */
+  ceSource?: string;
+  /** Connection name shown by `nats server report connections`. Default `sluice`. */
+  connectionName?: string;
+  logger?: Logger;
+  metrics?: Metrics;
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** Path to a `.creds` file (JWT + nkey seed) for decentralised auth. */
+  creds?: string;
+}
+
+export const DEFAULT_STREAM = 'SLUICE';
+export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 60 * 1000;
+export const DEFAULT_ACK_TIMEOUT_MS = 5000;

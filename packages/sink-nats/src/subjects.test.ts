@@ -1,0 +1,151 @@
+import { type ChangeEvent, ConfigError, type OutboxEvent } from '@sluice/core';
+import { describe, expect, it } from 'vitest';
+import {
+  compileOutboxTemplate,
+  SubjectRouter,
+  sanitizeToken,
+  streamSubjects,
+  subjectCovers,
+  subjectFor,
+} from './subjects.js';
+
+const source = {
+  lsn: '0/10',
+  commitLsn: '0/20',
+  xid: 7,
+  commitTime: '2026-11-21T10:00:00.000Z',
+  seq: 0,
+  snapshot: null,
+};
+
+function change(schema: string, table: string, op: ChangeEvent['op'] = 'insert'): ChangeEvent {
+  return {
+    kind: 'change',
+    id: '0/20-0',
+    op,
+    schema,
+    table,
+    key: { id: 1 },
+    before: null,
+    after: { id: 1 },
+    unchanged: [],
+    source,
+  };
+}
+
+function outbox(aggregateType: string, type: string, aggregateId = '42'): OutboxEvent {
+  return { kind: 'outbox', id: 'e1', aggregateType, aggregateId, type, payload: '{}', headers: {}, source };
+}
+
+describe('sanitizeToken', () => {
+  it('keeps letters, digits, "_" and "-" as they are', () => {
+    expect(sanitizeToken('Order_items-2')).toBe('Order_items-2');
+  });
+
+  it('replaces dots, wildcards, spaces and non-ASCII with "_" so a name stays one token', () => {
+    expect(sanitizeToken('a.b')).toBe('a_b');
+    expect(sanitizeToken('*')).toBe('_');
+    expect(sanitizeToken('>')).toBe('_');
+    expect(sanitizeToken('order lines')).toBe('order_lines');
+    expect(sanitizeToken('café')).toBe('caf_');
+    expect(sanitizeToken('a\r\nb')).toBe('a__b');
+  });
+
+  it('turns an empty name into "_" so the subject keeps its shape', () => {
+    expect(sanitizeToken('')).toBe('_');
+  });
+});
+
+describe('subjectFor', () => {
+  it('routes a row change to <prefix>.cdc.<schema>.<table>.<op>', () => {
+    expect(subjectFor(change('public', 'orders', 'update'))).toBe('sluice.cdc.public.orders.update');
+    expect(subjectFor(change('public', 'orders', 'delete'), { subjectPrefix: 'acme.cdc' })).toBe(
+      'acme.cdc.cdc.public.orders.delete',
+    );
+  });
+
+  it('sanitises quoted identifiers with dots or wildcards in a row-change subject', () => {
+    expect(subjectFor(change('my.schema', 'order*s'))).toBe('sluice.cdc.my_schema.order_s.insert');
+  });
+
+  it('routes an outbox event by the default template to <prefix>.outbox.<aggregatetype>.<type>', () => {
+    expect(subjectFor(outbox('order', 'OrderPaid'))).toBe('sluice.outbox.order.OrderPaid');
+    expect(subjectFor(outbox('order.v2', 'order paid'))).toBe('sluice.outbox.order_v2.order_paid');
+    expect(subjectFor(outbox('', ''))).toBe('sluice.outbox._._');
+  });
+
+  it('fills a custom template, including the aggregate id', () => {
+    const options = {
+      subjectPrefix: 'p',
+      outboxSubjectTemplate: 'events.{aggregatetype}.{aggregateid}.{type}',
+    };
+    expect(subjectFor(outbox('order', 'Paid', 'a.b'), options)).toBe('events.order.a_b.Paid');
+  });
+});
+
+describe('compileOutboxTemplate', () => {
+  it('rejects an unknown placeholder, naming the setting', () => {
+    expect(() => compileOutboxTemplate('{prefix}.{aggregate}.{type}', 'sluice')).toThrow(ConfigError);
+    expect(() => compileOutboxTemplate('{prefix}.{aggregate}.{type}', 'sluice')).toThrow(
+      /outboxSubjectTemplate: unknown placeholder \{aggregate\}/,
+    );
+  });
+
+  it('rejects a template that does not make a subject (empty token, wildcard, space)', () => {
+    expect(() => compileOutboxTemplate('{prefix}..{type}', 'sluice')).toThrow(ConfigError);
+    expect(() => compileOutboxTemplate('{prefix}.*.{type}', 'sluice')).toThrow(ConfigError);
+    expect(() => compileOutboxTemplate('{prefix}.a b', 'sluice')).toThrow(ConfigError);
+  });
+
+  it('rejects a prefix with wildcards or empty tokens', () => {
+    expect(() => compileOutboxTemplate('{prefix}.x', 'sluice.>')).toThrow(/subjectPrefix/);
+    expect(() => compileOutboxTemplate('{prefix}.x', '')).toThrow(/subjectPrefix/);
+  });
+});
+
+describe('streamSubjects', () => {
+  it('captures <prefix>.> when the outbox template stays under the prefix', () => {
+    expect(streamSubjects('sluice', '{prefix}.outbox.{aggregatetype}.{type}')).toEqual(['sluice.>']);
+  });
+
+  it('adds the wildcard form of a template that publishes outside the prefix', () => {
+    expect(streamSubjects('sluice', 'events.{aggregatetype}.{type}')).toEqual(['sluice.>', 'events.*.*']);
+  });
+});
+
+describe('subjectCovers', () => {
+  it('matches literal, "*" and ">" tokens the way nats-server does', () => {
+    expect(subjectCovers('sluice.>', 'sluice.cdc.a.b.insert')).toBe(true);
+    expect(subjectCovers('sluice.>', 'sluice.>')).toBe(true);
+    expect(subjectCovers('>', 'sluice.>')).toBe(true);
+    expect(subjectCovers('sluice.*', 'sluice.a.b')).toBe(false);
+    expect(subjectCovers('sluice.*.*', 'sluice.*.*')).toBe(true);
+    expect(subjectCovers('sluice.cdc.>', 'sluice.>')).toBe(false);
+    expect(subjectCovers('sluice.a', 'sluice.*')).toBe(false);
+    expect(subjectCovers('sluice.>', 'sluice')).toBe(false);
+  });
+});
+
+describe('SubjectRouter', () => {
+  it('returns the same cached route object for the same schema, table and op', () => {
+    const router = new SubjectRouter();
+    const first = router.change('public', 'orders', 'insert');
+    expect(router.change('public', 'orders', 'insert')).toBe(first);
+    expect(first).toEqual({
+      subject: 'sluice.cdc.public.orders.insert',
+      ceType: 'io.sluice.cdc.insert',
+      ceSubject: 'public.orders',
+    });
+    expect(router.change('public', 'orders', 'delete').subject).toBe('sluice.cdc.public.orders.delete');
+  });
+
+  it('keeps CR/LF out of ce-subject for a table whose quoted name contains a newline', () => {
+    expect(new SubjectRouter().change('public', 'bad\nname', 'insert').ceSubject).toBe('public.bad name');
+  });
+
+  it('routes outbox events per aggregate id when the template uses {aggregateid}', () => {
+    const router = new SubjectRouter({ outboxSubjectTemplate: '{prefix}.o.{aggregatetype}.{aggregateid}' });
+    expect(router.outbox('order', 'Paid', '1')).toBe('sluice.o.order.1');
+    expect(router.outbox('order', 'Paid', '2')).toBe('sluice.o.order.2');
+  });
+});
