@@ -3,7 +3,9 @@ import { SluiceError } from '@sluice/core';
 import { helpText } from './help.js';
 
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -12,7 +14,9 @@ export function printFatal(err: unknown): void {
   if (err instanceof SluiceError) {
     process.stderr.write(`sluice: ${err.message}\n`);
   } else {
-    process.stderr.write(`sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
   }
 }
 

@@ -66,19 +66,21 @@ const tableList = z.string().transform((text, ctx) => {
 });
 
 const urlWith = (protocols: string[]) =>
-  z.string().refine(
-    (text) =>
-      text
-        .split(',')
-        .every((u) => protocols.some((p) => u.trim().startsWith(p)) && URL.canParse(u.trim())),
-    { message: `expected a URL starting with ${protocols.join(' or ')}` },
-  );
+  z
+    .string()
+    .refine(
+      (text) =>
+        text.split(',').every((u) => protocols.some((p) => u.trim().startsWith(p)) && URL.canParse(u.trim())),
+      { message: `expected a URL starting with ${protocols.join(' or ')}` },
+    );
 
 const schema = z.object({
   databaseUrl: urlWith(['postgres://', 'postgresql://']),
   natsUrl: urlWith(['nats://', 'tls://', 'ws://', 'wss://']),
   tables: tableList,
-  slot: z.string().regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
+  slot: z
+    .string()
+    .regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
   publication: z.string().regex(IDENT, 'expected a plain identifier (letters, digits, underscores)'),
   subjectPrefix: z
     .string()
@@ -114,11 +116,13 @@ export function parseFlags(argv: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (!arg.startsWith('--')) throw new ConfigError(arg, 'unexpected argument', { hint: 'run `sluice help`' });
+    if (!arg.startsWith('--'))
+      throw new ConfigError(arg, 'unexpected argument', { hint: 'run `sluice help`' });
     const eq = arg.indexOf('=');
     const flag = eq === -1 ? arg : arg.slice(0, eq);
     const spec = SETTINGS.find((s) => s.flag === flag);
-    if (!spec) throw new ConfigError(flag, 'unknown flag', { hint: 'run `sluice help` for the list of settings' });
+    if (!spec)
+      throw new ConfigError(flag, 'unknown flag', { hint: 'run `sluice help` for the list of settings' });
     let value: string | undefined;
     if (eq !== -1) value = arg.slice(eq + 1);
     else {

@@ -31,7 +31,10 @@ describe('HTTP endpoints', () => {
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({
       status: 'not ready',
-      checks: { postgres: { ready: false, detail: 'slot "sluice" is held by pid 42' }, nats: { ready: true } },
+      checks: {
+        postgres: { ready: false, detail: 'slot "sluice" is held by pid 42' },
+        nats: { ready: true },
+      },
     });
   });
 

@@ -148,7 +148,8 @@ export const SETTINGS = [
     env: 'SLUICE_AUTO_MIGRATE',
     flag: '--auto-migrate',
     default: 'true',
-    description: "Apply Sluice's own migrations (schema sluice) at start-up; false: run `sluice migrate` yourself.",
+    description:
+      "Apply Sluice's own migrations (schema sluice) at start-up; false: run `sluice migrate` yourself.",
   },
   {
     key: 'configFile',

@@ -1,0 +1,197 @@
+import { type ComponentStatus, ConfigError, type Sink, SluiceError } from '@sluice/core';
+import { createMetrics } from '@sluice/metrics';
+import { createPipeline } from '@sluice/pipeline';
+import { migrate } from '@sluice/schema';
+import { createNatsSink } from '@sluice/sink-nats';
+import { createStdoutSink } from '@sluice/sink-stdout';
+import { createIncrementalSnapshot, createPostgresSource } from '@sluice/source-postgres';
+import pg from 'pg';
+import { printFatal, version } from './cli.js';
+import { type LoadedConfig, loadConfig, type RelayConfig } from './config.js';
+import { type HttpServer, startHttpServer } from './http.js';
+import { createLogger, type RelayLogger } from './logger.js';
+import { retryRetriable } from './retry.js';
+
+const DRAIN_TIMEOUT_MS = 30_000;
+
+/** `sluice run`: wires source → pipeline → sink and runs until a signal or a permanent error. */
+export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<number> {
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig(env, argv);
+  } catch (err) {
+    printFatal(err);
+    return 2;
+  }
+  const { config, sources } = loaded;
+  const logger = createLogger(config.logLevel);
+  logger.info(
+    { version: version(), config: summarize(config), sources },
+    `sluice ${version()} starting (${config.tables.length} table(s), sink ${config.sink})`,
+  );
+  try {
+    return await runWith(config, logger);
+  } catch (err) {
+    const known = err instanceof SluiceError;
+    logger.fatal({ err }, known ? err.message : 'relay stopped by an unexpected error');
+    logger.flush();
+    printFatal(err);
+    return err instanceof ConfigError ? 2 : 1;
+  }
+}
+
+function summarize(config: RelayConfig) {
+  return { ...config, tables: config.tables.map((t) => `${t.schema}.${t.table}`) };
+}
+
+async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number> {
+  const stop = new AbortController();
+  let fatal: unknown;
+  const failWith = (err: unknown) => {
+    fatal ??= err;
+    stop.abort();
+  };
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting without draining');
+      logger.flush();
+      process.exit(130);
+    }
+    logger.info({ signal }, 'stopping: finishing in-flight events (send again to exit at once)');
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const metrics = createMetrics({ buildInfo: { version: version(), node: process.version } });
+  const readiness: Record<string, () => ComponentStatus> = {
+    postgres: () => ({ ready: false, detail: 'starting' }),
+    sink: () => ({ ready: false, detail: 'starting' }),
+  };
+  let http: HttpServer | undefined;
+  if (config.httpPort !== 0 || config.httpHost !== '0.0.0.0') {
+    http = await startHttpServer(config.httpHost, config.httpPort, {
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      readiness: () => {
+        const out: Record<string, ComponentStatus> = {};
+        for (const [name, status] of Object.entries(readiness)) out[name] = status();
+        metrics.setReady(Object.values(out).every((s) => s.ready));
+        return out;
+      },
+    });
+    logger.info({ port: http.port, host: config.httpHost }, 'serving /metrics, /livez and /readyz');
+  }
+
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: 4,
+    application_name: 'sluice',
+  });
+  pool.on('error', (err) => logger.warn({ err }, 'idle Postgres connection failed'));
+
+  const sink: Sink =
+    config.sink === 'nats'
+      ? createNatsSink({
+          servers: config.natsUrl.split(',').map((s) => s.trim()),
+          stream: config.stream,
+          subjectPrefix: config.subjectPrefix,
+          duplicateWindowMs: config.duplicateWindow,
+          replicas: config.streamReplicas,
+          ackTimeoutMs: config.publishTimeout,
+          connectionName: `sluice ${config.slot}`,
+          logger: logger.child({ component: 'sink-nats' }),
+          metrics,
+        })
+      : createStdoutSink();
+  readiness['sink'] = () => sink.status();
+
+  try {
+    if (config.autoMigrate) {
+      await retryRetriable('applying migrations', () => migrate(pool, { logger }), {
+        logger,
+        signal: stop.signal,
+      });
+    }
+    await retryRetriable('connecting the sink', () => sink.start(), {
+      logger,
+      signal: stop.signal,
+      onRetry: () => metrics.reconnect('nats'),
+    });
+
+    let source: ReturnType<typeof createPostgresSource> | undefined;
+    const snapshot =
+      config.snapshot === 'initial' && config.tables.length > 0
+        ? createIncrementalSnapshot({
+            pool,
+            slot: config.slot,
+            tables: config.tables,
+            logger: logger.child({ component: 'snapshot' }),
+            metrics,
+            source: {
+              acknowledgedLsn: () => source?.acknowledgedLsn() ?? 0n,
+              waitAcknowledged: (lsn, signal) =>
+                (source as NonNullable<typeof source>).waitAcknowledged(lsn, signal),
+            },
+          })
+        : undefined;
+    source = createPostgresSource({
+      connectionString: config.databaseUrl,
+      slot: config.slot,
+      publication: config.publication,
+      tables: config.tables,
+      snapshot: config.snapshot,
+      ...(snapshot ? { snapshotHooks: snapshot.hooks } : {}),
+      heartbeatIntervalMs: config.heartbeatInterval,
+      logger: logger.child({ component: 'source-postgres' }),
+      metrics,
+    });
+    const src = source;
+    readiness['postgres'] = () => src.status();
+
+    await retryRetriable('preparing replication', () => src.prepare(), {
+      logger,
+      signal: stop.signal,
+      onRetry: () => metrics.reconnect('postgres'),
+    });
+    if (snapshot) await snapshot.plan(src.isNewSlot);
+
+    const pipeline = createPipeline<bigint>({
+      sink,
+      source: src,
+      maxInFlightEvents: config.maxInFlight,
+      maxInFlightBytes: config.maxInFlightBytes,
+      metrics,
+      logger: logger.child({ component: 'pipeline' }),
+      onFatal: failWith,
+      compareCursor: (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+    });
+
+    const running = [
+      src.run(pipeline.output, stop.signal).catch(failWith),
+      snapshot?.run(stop.signal).catch(failWith),
+    ];
+    logger.info({ slot: config.slot, publication: config.publication }, 'streaming');
+    await Promise.all(running);
+
+    if (fatal === undefined) {
+      logger.info({ inFlight: pipeline.stats() }, 'draining in-flight events');
+      await Promise.race([
+        pipeline.drain(),
+        new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref()),
+      ]).catch(failWith);
+    }
+    pipeline.close();
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    await sink.close().catch((err: unknown) => logger.warn({ err }, 'closing the sink failed'));
+    await pool.end().catch(() => {});
+    await http?.close();
+  }
+  if (fatal !== undefined) throw fatal;
+  logger.info({}, 'stopped');
+  logger.flush();
+  return 0;
+}
