@@ -1,0 +1,267 @@
+import { DiscardPolicy, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
+import {
+  type ChangeEvent,
+  encodeEnvelope,
+  type Metrics,
+  noopMetrics,
+  type OutboxEvent,
+  PermanentError,
+  RetriableError,
+} from '@sluice/core';
+import { createNatsSink, type NatsSink } from '@sluice/sink-nats';
+import { type NatsServer, startNats, waitFor } from '@sluice/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readStream, streamMessageCount } from './support/jetstream.js';
+
+const source = {
+  lsn: '0/16B3748',
+  commitLsn: '0/16B3800',
+  xid: 742,
+  commitTime: '2026-11-21T10:00:00.000Z',
+  seq: 0,
+  snapshot: null,
+};
+
+function change(seq: number, patch: Partial<ChangeEvent> = {}): ChangeEvent {
+  return {
+    kind: 'change',
+    id: `0/16B3800-${seq}`,
+    op: 'insert',
+    schema: 'public',
+    table: 'orders',
+    key: { id: String(seq) },
+    before: null,
+    after: { id: String(seq), status: 'new', total: '10.50' },
+    unchanged: [],
+    source: { ...source, seq },
+    ...patch,
+  };
+}
+
+function outbox(id: string, payload = '{"orderId":"42","total":"10.50"}'): OutboxEvent {
+  return {
+    kind: 'outbox',
+    id,
+    aggregateType: 'order',
+    aggregateId: 'order-42',
+    type: 'OrderPaid',
+    payload,
+    headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+    source: { ...source, seq: 9 },
+  };
+}
+
+describe('NATS sink against a real nats-server', () => {
+  let nats: NatsServer;
+  let admin: NatsConnection;
+  const sinks: NatsSink[] = [];
+
+  function sink(options: Partial<Parameters<typeof createNatsSink>[0]> = {}): NatsSink {
+    const s = createNatsSink({ servers: nats.url, ...options });
+    sinks.push(s);
+    return s;
+  }
+
+  beforeAll(async () => {
+    nats = await startNats();
+    admin = await connect({ servers: nats.url });
+  });
+
+  afterAll(async () => {
+    for (const s of sinks) await s.close().catch(() => undefined);
+    await admin?.close();
+    await nats?.dispose();
+  });
+
+  it('creates the stream on start with <prefix>.>, file storage, the duplicate window and replicas', async () => {
+    const s = sink({ stream: 'CREATED', subjectPrefix: 'created', duplicateWindowMs: 10 * 60_000 });
+    expect(s.status().ready).toBe(false);
+    await s.start();
+
+    const info = await (await jetstreamManager(admin)).streams.info('CREATED');
+    expect(info.config.subjects).toEqual(['created.>']);
+    expect(info.config.storage).toBe(StorageType.File);
+    expect(info.config.duplicate_window).toBe(nanos(10 * 60_000));
+    expect(info.config.num_replicas).toBe(1);
+    expect(s.status()).toEqual({ ready: true });
+  });
+
+  it('updates an existing stream: adds its subjects beside the existing ones and sets the duplicate window', async () => {
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.add({
+      name: 'EXISTING',
+      subjects: ['legacy.>'],
+      storage: StorageType.File,
+      duplicate_window: nanos(60_000),
+    });
+
+    await sink({ stream: 'EXISTING', subjectPrefix: 'existing' }).start();
+
+    const info = await jsm.streams.info('EXISTING');
+    expect(info.config.subjects).toEqual(['legacy.>', 'existing.>']);
+    expect(info.config.duplicate_window).toBe(nanos(2 * 60 * 60_000));
+  });
+
+  it('refuses to start on an existing memory stream when configured for file storage, saying how to fix it', async () => {
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.add({ name: 'INMEMORY', subjects: ['inmemory.>'], storage: StorageType.Memory });
+
+    const start = sink({ stream: 'INMEMORY', subjectPrefix: 'inmemory' }).start();
+    await expect(start).rejects.toBeInstanceOf(PermanentError);
+    await expect(start).rejects.toThrow(
+      /uses memory storage .* storage cannot be changed in place\n {2}fix: /s,
+    );
+  });
+
+  it('publishes a row change to <prefix>.cdc.<schema>.<table>.<op> with CloudEvents headers and the envelope body', async () => {
+    const s = sink({ stream: 'CHANGES', subjectPrefix: 'changes', ceSource: '/sluice/app' });
+    await s.start();
+    const event = change(1);
+
+    await s.publish(event);
+
+    const [stored, ...rest] = await readStream(nats.url, 'CHANGES');
+    expect(rest).toEqual([]);
+    expect(stored?.subject).toBe('changes.cdc.public.orders.insert');
+    expect(stored?.headers).toMatchObject({
+      'Nats-Msg-Id': '0/16B3800-1',
+      'ce-specversion': '1.0',
+      'ce-id': '0/16B3800-1',
+      'ce-source': '/sluice/app',
+      'ce-type': 'io.sluice.cdc.insert',
+      'ce-subject': 'public.orders',
+      'ce-time': '2026-11-21T10:00:00.000Z',
+      'content-type': 'application/json',
+      'sluice-commit-lsn': '0/16B3800',
+      'sluice-seq': '1',
+    });
+    expect(stored?.body).toBe(encodeEnvelope(event));
+    expect(stored?.json()).toMatchObject({
+      op: 'insert',
+      schema: 'public',
+      table: 'orders',
+      after: { id: '1', status: 'new', total: '10.50' },
+      source: { commitLsn: '0/16B3800', seq: 1 },
+    });
+  });
+
+  it('publishes an outbox event to <prefix>.outbox.<aggregatetype>.<type> with its payload verbatim and its own headers', async () => {
+    const s = sink({ stream: 'OUTBOX', subjectPrefix: 'outbox' });
+    await s.start();
+    const payload = '{ "orderId": "42",\n  "total": "10.50" }';
+
+    await s.publish(outbox('018f7a9e-5b7c-7000-8000-000000000001', payload));
+
+    const [stored] = await readStream(nats.url, 'OUTBOX');
+    expect(stored?.subject).toBe('outbox.outbox.order.OrderPaid');
+    expect(stored?.body).toBe(payload);
+    expect(stored?.headers).toMatchObject({
+      'Nats-Msg-Id': '018f7a9e-5b7c-7000-8000-000000000001',
+      'ce-id': '018f7a9e-5b7c-7000-8000-000000000001',
+      'ce-type': 'OrderPaid',
+      'ce-subject': 'order-42',
+      'ce-source': 'sluice/OUTBOX',
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    });
+  });
+
+  it('stores an event published twice only once (JetStream dedupe on Nats-Msg-Id) and resolves both publishes', async () => {
+    const s = sink({ stream: 'DEDUPE', subjectPrefix: 'dedupe' });
+    await s.start();
+
+    await s.publish(change(7));
+    await s.publish(change(7));
+    await s.publish(outbox('e-1'));
+    await s.publish(outbox('e-1'));
+
+    const stored = await readStream(nats.url, 'DEDUPE');
+    expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(['0/16B3800-7', 'e-1']);
+  });
+
+  it('issues a batch of publishes synchronously, each with its own promise, and stores all of them in order', async () => {
+    const s = sink({ stream: 'BATCH', subjectPrefix: 'batch' });
+    await s.start();
+
+    const events = Array.from({ length: 200 }, (_, i) => change(i));
+    await Promise.all(events.map((e) => s.publish(e)));
+
+    const stored = await readStream(nats.url, 'BATCH');
+    expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(events.map((e) => e.id));
+  });
+
+  it('rejects a message over the server max_payload with a PermanentError naming the limit', async () => {
+    const s = sink({ stream: 'BIG', subjectPrefix: 'big' });
+    await s.start();
+    const maxPayload = admin.info?.max_payload ?? 1024 * 1024;
+    const huge = JSON.stringify({ blob: 'x'.repeat(maxPayload) });
+
+    const publish = s.publish(outbox('too-big', huge));
+
+    await expect(publish).rejects.toBeInstanceOf(PermanentError);
+    await expect(publish).rejects.toThrow(new RegExp(`over the server's max_payload of ${maxPayload} bytes`));
+    expect(await streamMessageCount(nats.url, 'BIG')).toBe(0);
+  });
+
+  it('rejects a publish into a full discard-new stream with a PermanentError naming max_msgs', async () => {
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.add({
+      name: 'FULL',
+      subjects: ['full.>'],
+      storage: StorageType.File,
+      max_msgs: 1,
+      discard: DiscardPolicy.New,
+    });
+    const s = sink({ stream: 'FULL', subjectPrefix: 'full' });
+    await s.start();
+    await s.publish(change(1));
+
+    const publish = s.publish(change(2));
+
+    await expect(publish).rejects.toBeInstanceOf(PermanentError);
+    await expect(publish).rejects.toThrow(/maximum messages exceeded[\s\S]*max_msgs/);
+  });
+
+  it('rejects with a RetriableError within the ack timeout while nats-server is down, and delivers once after restart', async () => {
+    const reconnects: string[] = [];
+    const metrics: Metrics = { ...noopMetrics, reconnect: (component) => reconnects.push(component) };
+    const s = sink({ stream: 'OUTAGE', subjectPrefix: 'outage', ackTimeoutMs: 1000, metrics });
+    await s.start();
+    await s.publish(change(1));
+
+    await nats.stop();
+    await waitFor(() => !s.status().ready, { timeoutMs: 5000, message: 'the sink to notice the outage' });
+    expect(s.status().detail).toMatch(/disconnected/);
+
+    const startedAt = Date.now();
+    const during = s.publish(change(2));
+    await expect(during).rejects.toBeInstanceOf(RetriableError);
+    await expect(during).rejects.toThrow(
+      /event 0\/16B3800-2 to outage\.cdc\.public\.orders\.insert .* no PubAck within 1000 ms/,
+    );
+    expect(Date.now() - startedAt).toBeLessThan(1000 + 1500);
+
+    await nats.start();
+    await waitFor(() => s.status().ready, { timeoutMs: 30_000, message: 'the sink to reconnect' });
+    expect(reconnects).toEqual(['nats']);
+
+    // The retry carries the same id: whether or not the buffered attempt reached the stream
+    // after the reconnect, the event is stored once.
+    await s.publish(change(2));
+    const stored = await readStream(nats.url, 'OUTAGE');
+    expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(['0/16B3800-1', '0/16B3800-2']);
+  });
+
+  it('drains on close and reports not ready afterwards', async () => {
+    const s = sink({ stream: 'CLOSING', subjectPrefix: 'closing' });
+    await s.start();
+    const pending = [s.publish(change(1)), s.publish(change(2))];
+
+    await s.close();
+
+    await expect(Promise.all(pending)).resolves.toEqual([undefined, undefined]);
+    expect(s.status()).toEqual({ ready: false, detail: 'closed' });
+    await expect(s.publish(change(3))).rejects.toBeInstanceOf(RetriableError);
+    expect(await streamMessageCount(nats.url, 'CLOSING')).toBe(2);
+  });
+});
