@@ -117,12 +117,12 @@ export class HotHistogram {
         cumulative += cell.counts[i]!;
         values.push({
           metricName: bucketName,
-          labels: { ...cell.labels, le: this.#bounds[i]! },
+          labels: { le: this.#bounds[i]!, ...cell.labels },
           value: cumulative,
         });
       }
       values.push(
-        { metricName: bucketName, labels: { ...cell.labels, le: '+Inf' }, value: cell.count },
+        { metricName: bucketName, labels: { le: '+Inf', ...cell.labels }, value: cell.count },
         { metricName: `${this.name}_sum`, labels: { ...cell.labels }, value: cell.sum },
         { metricName: `${this.name}_count`, labels: { ...cell.labels }, value: cell.count },
       );

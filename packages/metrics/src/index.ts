@@ -15,5 +15,6 @@ export {
   createMetrics,
   type SluiceMetrics,
 } from './create-metrics.js';
+export { parseExposition, type Sample, sampleValue } from './exposition.js';
 export { HistogramCell, HotHistogram, type HotHistogramOptions } from './hot-histogram.js';
 export { metricNamesInPromQL } from './promql-names.js';
