@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import { DiscardPolicy, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
 import {
@@ -250,6 +251,25 @@ describe('NATS sink against a real nats-server', () => {
     await s.publish(change(2));
     const stored = await readStream(nats.url, 'OUTAGE');
     expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(['0/16B3800-1', '0/16B3800-2']);
+  });
+
+  it('re-creates its stream after a reconnect to a server that lost it', async () => {
+    const s = sink({ stream: 'RECREATED', subjectPrefix: 'recreated' });
+    await s.start();
+    await s.publish(change(1));
+
+    await nats.stop();
+    await fs.rm(nats.storeDir, { recursive: true, force: true });
+    await fs.mkdir(nats.storeDir);
+    await nats.start();
+    await waitFor(() => s.status().ready, {
+      timeoutMs: 30_000,
+      message: 'the sink to reconnect and re-provision',
+    });
+
+    await s.publish(change(2));
+    const stored = await readStream(nats.url, 'RECREATED');
+    expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(['0/16B3800-2']);
   });
 
   it('drains on close and reports not ready afterwards', async () => {

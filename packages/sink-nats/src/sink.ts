@@ -22,7 +22,7 @@ import {
   type SluiceError,
   silentLogger,
 } from '@sluice/core';
-import { classifyPublishError } from './errors.js';
+import { classifyPublishError, isNoResponders } from './errors.js';
 import { changeHeaders, type HeaderContext, outboxHeaders } from './headers.js';
 import {
   DEFAULT_ACK_TIMEOUT_MS,
@@ -46,6 +46,7 @@ function positiveInt(setting: string, value: number, min: number): number {
 }
 
 const ignore = () => undefined;
+const REPROVISION_RETRY_MS = 5000;
 
 /**
  * A Sink that publishes each event to JetStream with `Nats-Msg-Id` = event id, so a replay after
@@ -87,6 +88,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   let provisioning: Promise<void> | undefined;
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
 
   async function connectionOptions(): Promise<ConnectionOptions> {
     const opts: ConnectionOptions = {
@@ -119,7 +121,8 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     if (provisioning !== undefined) return provisioning;
     provisioning = (async () => {
       try {
-        jsm ??= await jetstreamManager(nc!);
+        if (nc === undefined) throw new RetriableError('NATS sink is not connected');
+        jsm ??= await jetstreamManager(nc);
         const outcome = await provisionStream(jsm, spec);
         streamReady = true;
         problem = undefined;
@@ -143,6 +146,20 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     return provisioning;
   }
 
+  /** Background re-check after a reconnect or a "no responders" publish; retries until it works. */
+  function reprovision(): void {
+    if (retryTimer !== undefined || nc === undefined || closing) return;
+    provision().catch((err: SluiceError) => {
+      log.error({ err }, `stream check failed; retrying in ${REPROVISION_RETRY_MS} ms`);
+      if (nc === undefined || closing || retryTimer !== undefined) return;
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        reprovision();
+      }, REPROVISION_RETRY_MS);
+      retryTimer.unref();
+    });
+  }
+
   async function watchStatus(conn: NatsConnection): Promise<void> {
     for await (const s of conn.status()) {
       switch (s.type) {
@@ -153,10 +170,13 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
           break;
         case 'reconnect':
           connected = true;
-          problem = streamReady ? undefined : problem;
+          // The server may have come back without the stream (new store, other cluster node):
+          // not ready until it is checked again.
+          streamReady = false;
+          problem = `reconnected to ${s.server}; checking stream ${stream}`;
           metrics.reconnect('nats');
           log.info({ server: s.server }, 'NATS reconnected');
-          provision().catch((err: SluiceError) => log.error({ err }, 'stream check after reconnect failed'));
+          reprovision();
           break;
         case 'error':
           log.error({ err: s.error }, 'NATS connection error');
@@ -256,6 +276,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
         },
         (err: unknown) => {
           settled();
+          if (isNoResponders(err)) reprovision();
           throw classifyPublishError(err, {
             subject,
             stream,
@@ -287,6 +308,8 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
       connected = false;
       streamReady = false;
       problem = 'closed';
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
       try {
         await conn.drain();
       } catch {
