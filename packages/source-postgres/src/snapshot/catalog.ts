@@ -1,0 +1,74 @@
+import type { Pool } from 'pg';
+
+export interface TableName {
+  schema: string;
+  table: string;
+}
+
+export interface ColumnShape {
+  name: string;
+  typeOid: number;
+  /** `format_type` without modifier, for casting the saved last key back: `character varying`, `"MyEnum"`. */
+  typeName: string;
+}
+
+/** What the snapshot needs to know about a table to read it in key order. */
+export interface TableShape extends TableName {
+  /** Published columns (not dropped, not generated), in attribute order: what a streamed row carries. */
+  columns: ColumnShape[];
+  /** Primary-key columns in key order; empty when the table has no primary key. */
+  keyColumns: string[];
+  /** `pg_class.reltuples`, or null while the table was never analysed. */
+  rowsEstimate: number | null;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export function qualifiedName(t: TableName): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
+}
+
+/** For logs and errors: `public.orders`. */
+export function displayName(t: TableName): string {
+  return `${t.schema}.${t.table}`;
+}
+
+const RELATION_SQL = `
+select c.oid, c.reltuples::float8 as reltuples,
+  coalesce((
+    select array_agg(a.attname::text order by k.ord)
+    from pg_index i
+    cross join lateral unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
+    join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+    where i.indrelid = c.oid and i.indisprimary
+  ), '{}') as key_columns
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')`;
+
+const COLUMNS_SQL = `
+select attname::text as name, atttypid as type_oid, format_type(atttypid, null) as type_name
+from pg_attribute
+where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = ''
+order by attnum`;
+
+/** The table's columns, primary key and size estimate; undefined when there is no such table. */
+export async function describeTable(pool: Pool, name: TableName): Promise<TableShape | undefined> {
+  const relation = await pool.query<{ oid: number; reltuples: number; key_columns: string[] }>(RELATION_SQL, [
+    name.schema,
+    name.table,
+  ]);
+  const rel = relation.rows[0];
+  if (rel === undefined) return undefined;
+  const columns = await pool.query<{ name: string; type_oid: number; type_name: string }>(COLUMNS_SQL, [
+    rel.oid,
+  ]);
+  return {
+    schema: name.schema,
+    table: name.table,
+    columns: columns.rows.map((c) => ({ name: c.name, typeOid: Number(c.type_oid), typeName: c.type_name })),
+    keyColumns: rel.key_columns,
+    rowsEstimate: rel.reltuples >= 0 ? Math.round(rel.reltuples) : null,
+  };
+}

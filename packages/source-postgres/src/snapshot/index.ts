@@ -1,0 +1,14 @@
+// The incremental snapshot's public surface; re-exported by the package entry point.
+export type { ColumnShape, TableName, TableShape } from './catalog.js';
+export { ChunkTracker, WatermarkProtocolError } from './chunk-tracker.js';
+export { SnapshotError } from './errors.js';
+export {
+  type AcknowledgedPosition,
+  createIncrementalSnapshot,
+  type IncrementalSnapshot,
+  type IncrementalSnapshotOptions,
+  type IncrementalSnapshotStatus,
+  type TableSnapshotState,
+  type TableSnapshotStatus,
+} from './incremental.js';
+export { SnapshotProgressLostError } from './progress.js';
