@@ -1,0 +1,2 @@
+export { formatLine } from './line.js';
+export { createStdoutSink, type StdoutSinkOptions } from './sink.js';
