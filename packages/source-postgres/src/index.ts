@@ -1,1 +1,27 @@
-export {};
+export {
+  type CapturedTable,
+  ChangeDecoder,
+  type ChangeDecoderOptions,
+  HEARTBEAT_PREFIX,
+} from './change-decoder.js';
+export { classifyConnectionError } from './classify.js';
+export {
+  describeHolder,
+  MissingTablesError,
+  ReplicationConnectionError,
+  SlotBusyError,
+  SlotDroppedError,
+  type SlotHolder,
+  SlotInvalidatedError,
+  SlotMismatchError,
+  UnexpectedMessageError,
+  WalLevelError,
+} from './errors.js';
+export type { PostgresSourceOptions, ReconnectOptions, TableRef } from './options.js';
+export type { OutboxHooks, StreamContext, TransactionInfo } from './outbox-hooks.js';
+export type { BufferStats } from './replication-session.js';
+export type { SnapshotHooks, SnapshotRead, WatermarkContext } from './snapshot/contract.js';
+export { WATERMARK_PREFIX } from './snapshot/contract.js';
+export { createPostgresSource, type PostgresSource } from './source.js';
+export { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral } from './sql.js';
+export type { StartupReport, TableInfo } from './startup.js';

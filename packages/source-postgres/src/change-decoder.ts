@@ -1,0 +1,355 @@
+import type { ChangeEvent, ChangeOp, JsonValue, Logger, RelayEvent, Row, SourceInfo } from '@sluice/core';
+import {
+  formatLsn,
+  keyTupleToRow,
+  type LogicalMessage,
+  PgOutputDecoder,
+  type ProtocolVersion,
+  pgTimestampToIso,
+  type RelationColumn,
+  type RelationMessage,
+  type ReplicaIdentity,
+  type TupleData,
+  tupleToRow,
+} from '@sluice/pgoutput';
+import { UnexpectedMessageError } from './errors.js';
+import type { OutboxHooks, StreamContext, TransactionInfo } from './outbox-hooks.js';
+import { type SnapshotHooks, WATERMARK_PREFIX } from './snapshot/contract.js';
+
+/** Prefix of the messages the heartbeat emits; they only exist to move the slot and are dropped. */
+export const HEARTBEAT_PREFIX = 'sluice.heartbeat';
+
+export interface CapturedTable {
+  schema: string;
+  table: string;
+  /** Primary-key columns from the catalog, in key order; empty when the table has none. */
+  primaryKey: readonly string[];
+}
+
+export interface ChangeDecoderOptions {
+  slot: string;
+  protocolVersion: ProtocolVersion;
+  tables: readonly CapturedTable[];
+  /** Read on every use: the snapshotter may attach its hooks after the source was created. */
+  snapshotHooks: () => SnapshotHooks | undefined;
+  outboxHooks?: OutboxHooks | undefined;
+  logger: Logger;
+}
+
+interface CachedRelation {
+  schema: string;
+  table: string;
+  replicaIdentity: ReplicaIdentity;
+  columns: RelationColumn[];
+  /** Columns of `key`: the catalog's primary key while the relation still has all of them, else the replica identity. */
+  keyColumns: string[];
+  /** Columns Postgres flags as replica identity: what a K (key) old tuple carries. */
+  identityColumns: string[];
+  captured: boolean;
+}
+
+interface OpenTransaction extends TransactionInfo {
+  commitLsnText: string;
+  seq: number;
+}
+
+const utf8 = new TextDecoder();
+
+function tableId(schema: string, table: string): string {
+  return `${schema}\u0000${table}`;
+}
+
+/**
+ * Turns pgoutput messages into core events, one replication connection's worth (create a new one per
+ * connection: Postgres resends Relation messages on each). Pure and synchronous: no I/O, no clock.
+ *
+ * Event ids are `${slot}:${commitLsn}:${seq}` where commitLsn is Begin.finalLsn and seq counts the
+ * events published from the transaction, so a replayed transaction yields the same ids.
+ *
+ * `before` depends on the table's replica identity: FULL gives the whole old row (O tuple), DEFAULT
+ * and USING INDEX give only the identity columns (K tuple, and only when they changed for updates),
+ * NOTHING gives null (and Postgres does not send deletes at all).
+ */
+export class ChangeDecoder {
+  private readonly decoder: PgOutputDecoder;
+  private readonly captured: Map<string, CapturedTable>;
+  private readonly relations = new Map<number, CachedRelation>();
+  /** Type OID → qualified name, from Type messages (sent for non-built-in column types). */
+  readonly typeNames = new Map<number, string>();
+  private tx: OpenTransaction | null = null;
+
+  constructor(private readonly options: ChangeDecoderOptions) {
+    this.decoder = new PgOutputDecoder({ protocolVersion: options.protocolVersion });
+    this.captured = new Map(options.tables.map((t) => [tableId(t.schema, t.table), t]));
+  }
+
+  get inTransaction(): boolean {
+    return this.tx !== null;
+  }
+
+  /**
+   * Decodes one XLogData payload, appends the events to publish to `out`, and returns the cursor to
+   * commit when the message ended a transaction (Commit.endLsn, exactly as sent), else null.
+   */
+  handle(walStart: bigint, data: Uint8Array, out: RelayEvent[]): bigint | null {
+    const msg = this.decoder.decode(data);
+    switch (msg.tag) {
+      case 'begin': {
+        if (this.tx) {
+          throw new UnexpectedMessageError(
+            `Begin of xid ${msg.xid} at ${formatLsn(walStart)} inside the open transaction ${this.tx.xid}`,
+          );
+        }
+        this.tx = {
+          commitLsn: msg.finalLsn,
+          commitLsnText: formatLsn(msg.finalLsn),
+          commitTime: pgTimestampToIso(msg.commitTime),
+          xid: msg.xid,
+          seq: 0,
+        };
+        return null;
+      }
+      case 'commit': {
+        if (!this.tx)
+          throw new UnexpectedMessageError(`Commit at ${formatLsn(walStart)} outside a transaction`);
+        this.tx = null;
+        return msg.endLsn;
+      }
+      case 'relation':
+        this.cacheRelation(msg);
+        return null;
+      case 'type':
+        this.typeNames.set(msg.typeOid, `${msg.schema}.${msg.name}`);
+        return null;
+      case 'origin':
+        return null;
+      case 'insert': {
+        const rel = this.relation(msg.relationOid, 'Insert', walStart);
+        const outbox = this.options.outboxHooks?.onInsert;
+        if (!rel.captured && !outbox) return null;
+        const { row, unchanged } = tupleToRow(rel.columns, msg.new);
+        if (outbox) {
+          const replaced = outbox({ schema: rel.schema, table: rel.table }, row, this.context(walStart));
+          if (replaced) {
+            for (const e of replaced) out.push(e);
+            return null;
+          }
+        }
+        if (!rel.captured) return null;
+        this.emitChange(out, walStart, rel, 'insert', null, row, unchanged);
+        return null;
+      }
+      case 'update': {
+        const rel = this.relation(msg.relationOid, 'Update', walStart);
+        if (!rel.captured) return null;
+        const { row: after, unchanged } = tupleToRow(rel.columns, msg.new);
+        const before = msg.old && msg.oldKind ? this.oldRow(rel, msg.oldKind, msg.old) : null;
+        let stillUnchanged = unchanged;
+        if (before && msg.oldKind === 'old' && unchanged.length > 0) {
+          // REPLICA IDENTITY FULL logs the old row detoasted: the "unchanged" values are right there.
+          stillUnchanged = [];
+          for (const name of unchanged) {
+            if (Object.hasOwn(before, name)) setField(after, name, before[name] ?? null);
+            else stillUnchanged.push(name);
+          }
+        }
+        this.emitChange(out, walStart, rel, 'update', before, after, stillUnchanged);
+        return null;
+      }
+      case 'delete': {
+        const rel = this.relation(msg.relationOid, 'Delete', walStart);
+        if (!rel.captured) return null;
+        const before = this.oldRow(rel, msg.oldKind, msg.old);
+        this.emitChange(out, walStart, rel, 'delete', before, null, []);
+        return null;
+      }
+      case 'truncate': {
+        for (const oid of msg.relationOids) {
+          const rel = this.relation(oid, 'Truncate', walStart);
+          if (rel.captured) this.emitChange(out, walStart, rel, 'truncate', null, null, []);
+        }
+        return null;
+      }
+      case 'message':
+        this.onMessage(msg, walStart, out);
+        return null;
+      default:
+        // Streaming and two-phase messages only come when START_REPLICATION asks for them; it does not.
+        throw new UnexpectedMessageError(
+          `pgoutput sent a ${msg.tag} message at ${formatLsn(walStart)}, which this source did not ask for ` +
+            '(no streaming, no two_phase)',
+        );
+    }
+  }
+
+  private relation(oid: number, what: string, walStart: bigint): CachedRelation {
+    const rel = this.relations.get(oid);
+    if (!rel) {
+      throw new UnexpectedMessageError(
+        `${what} at ${formatLsn(walStart)} for relation OID ${oid} before any Relation message described it`,
+      );
+    }
+    return rel;
+  }
+
+  private cacheRelation(msg: RelationMessage): void {
+    const captured = this.captured.get(tableId(msg.schema, msg.name));
+    const names = new Set(msg.columns.map((c) => c.name));
+    const identityColumns = msg.columns.filter((c) => c.isKey).map((c) => c.name);
+    // With REPLICA IDENTITY FULL every column is flagged as key: the catalog's primary key is the real one.
+    const primaryKey = captured?.primaryKey ?? [];
+    const keyColumns =
+      primaryKey.length > 0 && primaryKey.every((c) => names.has(c)) ? [...primaryKey] : identityColumns;
+    this.relations.set(msg.relationOid, {
+      schema: msg.schema,
+      table: msg.name,
+      replicaIdentity: msg.replicaIdentity,
+      columns: msg.columns,
+      keyColumns,
+      identityColumns,
+      captured: captured !== undefined,
+    });
+  }
+
+  private oldRow(rel: CachedRelation, kind: 'key' | 'old', tuple: TupleData): Row {
+    // A K tuple has every column, the non-identity ones as nulls that mean "not sent", not NULL.
+    return kind === 'old' ? tupleToRow(rel.columns, tuple).row : keyTupleToRow(rel.columns, tuple).row;
+  }
+
+  private emitChange(
+    out: RelayEvent[],
+    walStart: bigint,
+    rel: CachedRelation,
+    op: ChangeOp,
+    before: Row | null,
+    after: Row | null,
+    unchanged: string[],
+  ): void {
+    const source = this.nextSource(walStart, op);
+    const event: ChangeEvent = {
+      kind: 'change',
+      id: this.changeId(source),
+      op,
+      schema: rel.schema,
+      table: rel.table,
+      key: op === 'truncate' ? null : keyOf(rel, after ?? before, before),
+      before,
+      after,
+      unchanged,
+      source,
+    };
+    this.options.snapshotHooks()?.observeChange(event);
+    out.push(event);
+  }
+
+  private nextSource(walStart: bigint, what: string): SourceInfo {
+    const tx = this.tx;
+    if (!tx) {
+      throw new UnexpectedMessageError(`${what} at ${formatLsn(walStart)} outside a transaction`);
+    }
+    return {
+      lsn: formatLsn(walStart),
+      commitLsn: tx.commitLsnText,
+      xid: tx.xid,
+      commitTime: tx.commitTime,
+      seq: tx.seq++,
+      snapshot: null,
+    };
+  }
+
+  private changeId(source: SourceInfo): string {
+    return `${this.options.slot}:${source.commitLsn}:${source.seq}`;
+  }
+
+  private onMessage(msg: LogicalMessage, walStart: bigint, out: RelayEvent[]): void {
+    if (msg.prefix === HEARTBEAT_PREFIX) return;
+    if (msg.prefix === WATERMARK_PREFIX) {
+      this.onWatermark(msg, walStart, out);
+      return;
+    }
+    const hook = this.options.outboxHooks?.onLogicalMessage;
+    if (!hook) return;
+    for (const e of hook(msg, this.context(walStart))) out.push(e);
+  }
+
+  private onWatermark(msg: LogicalMessage, walStart: bigint, out: RelayEvent[]): void {
+    const hooks = this.options.snapshotHooks();
+    const tx = this.tx;
+    if (!hooks) return;
+    if (!msg.transactional || !tx) {
+      this.options.logger.warn(
+        { lsn: formatLsn(walStart), prefix: msg.prefix },
+        'ignoring a non-transactional snapshot watermark (the snapshotter emits them transactionally)',
+      );
+      return;
+    }
+    const { snapshotId, rows } = hooks.onWatermark(utf8.decode(msg.content), {
+      commitLsn: tx.commitLsn,
+      commitTime: tx.commitTime,
+      xid: tx.xid,
+    });
+    for (const r of rows) {
+      const source: SourceInfo = {
+        lsn: tx.commitLsnText,
+        commitLsn: tx.commitLsnText,
+        xid: tx.xid,
+        commitTime: tx.commitTime,
+        seq: tx.seq++,
+        snapshot: snapshotId,
+      };
+      out.push({
+        kind: 'change',
+        id: this.changeId(source),
+        op: 'read',
+        schema: r.schema,
+        table: r.table,
+        key: r.key,
+        before: null,
+        after: r.after,
+        unchanged: [],
+        source,
+      });
+    }
+  }
+
+  private context(walStart: bigint): StreamContext {
+    const tx = this.tx;
+    return {
+      slot: this.options.slot,
+      transaction: tx ? { commitLsn: tx.commitLsn, commitTime: tx.commitTime, xid: tx.xid } : null,
+      lsn: walStart,
+      nextSource: () => this.nextSource(walStart, 'an outbox event'),
+      changeId: (source) => this.changeId(source),
+    };
+  }
+}
+
+/** Key columns from `row`, falling back to `fallback` for any it lacks (an unchanged TOAST key column). */
+function keyOf(rel: CachedRelation, row: Row | null, fallback: Row | null): Row | null {
+  if (rel.keyColumns.length === 0) return null;
+  let key = pick(rel.keyColumns, row, fallback);
+  // A K tuple of a USING INDEX identity may lack primary-key columns: the identity is the key then.
+  if (!key && rel.keyColumns !== rel.identityColumns && rel.identityColumns.length > 0) {
+    key = pick(rel.identityColumns, row, fallback);
+  }
+  return key;
+}
+
+function pick(columns: readonly string[], row: Row | null, fallback: Row | null): Row | null {
+  const key: Row = {};
+  for (const name of columns) {
+    if (row && Object.hasOwn(row, name)) setField(key, name, row[name] ?? null);
+    else if (fallback && Object.hasOwn(fallback, name)) setField(key, name, fallback[name] ?? null);
+    else return null;
+  }
+  return key;
+}
+
+/** A column named `__proto__` must become an own property, not replace the prototype. */
+function setField(row: Row, name: string, value: JsonValue): void {
+  if (name === '__proto__') {
+    Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    row[name] = value;
+  }
+}

@@ -1,0 +1,56 @@
+import { PermanentError, SluiceError } from '@sluice/core';
+import {
+  ReplicationConnectionError,
+  SlotBusyError,
+  SlotDroppedError,
+  SlotInvalidatedError,
+} from './errors.js';
+import { sqlState } from './sql.js';
+
+/** Postgres' 55006 text: `replication slot "sluice" is active for PID 1234`. */
+export function pidFromSlotInUseMessage(message: string): number | null {
+  const match = /\bPID (\d+)/i.exec(message);
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * Whether reconnecting can help. Postgres errors by SQLSTATE; programming errors (TypeError and
+ * friends) are permanent since a retry would fail the same way; everything else (resets,
+ * refused connections, "Connection terminated") is a connection problem and retriable.
+ */
+export function classifyConnectionError(err: unknown, slot: string, where: string): SluiceError {
+  if (err instanceof SluiceError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = sqlState(err);
+  if (code === '55006') {
+    const pid = pidFromSlotInUseMessage(message);
+    return new SlotBusyError(
+      slot,
+      pid === null ? null : { pid, applicationName: null, clientAddr: null, backendStart: null },
+      { cause: err },
+    );
+  }
+  if (code === '42704' && /replication slot/i.test(message))
+    return new SlotDroppedError(slot, { cause: err });
+  if (code === '55000' && /replication slot|invalidated/i.test(message)) {
+    return new SlotInvalidatedError(slot, message, { cause: err });
+  }
+  if (code?.startsWith('28') || code === '42501') {
+    return new PermanentError(`Postgres at ${where} refused the connection: ${message}`, {
+      cause: err,
+      hint: 'check the user and password in the connection string, pg_hba.conf (a "replication" line for logical replication), and that the role has the REPLICATION attribute',
+    });
+  }
+  if (code === '3D000') {
+    return new PermanentError(`Postgres at ${where}: ${message}`, {
+      cause: err,
+      hint: 'fix the database name in the connection string',
+    });
+  }
+  if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) {
+    return new PermanentError(`unexpected error while streaming from ${where}: ${message}`, { cause: err });
+  }
+  return new ReplicationConnectionError(`connection to Postgres at ${where} failed: ${message}`, {
+    cause: err,
+  });
+}

@@ -1,0 +1,110 @@
+import { ConfigError, PermanentError, RetriableError } from '@sluice/core';
+
+/** The server does not write logical WAL, so there is nothing to decode. */
+export class WalLevelError extends PermanentError {
+  override name = 'WalLevelError';
+  constructor(where: string, walLevel: string) {
+    super(`Postgres at ${where} has wal_level = ${walLevel}; logical replication needs wal_level = logical`, {
+      hint: 'ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL',
+    });
+  }
+}
+
+/** Tables named in the `tables` setting do not exist in the database. */
+export class MissingTablesError extends ConfigError {
+  override name = 'MissingTablesError';
+  readonly tables: string[];
+  constructor(where: string, tables: string[]) {
+    super(
+      'tables',
+      `${tables.length === 1 ? 'table' : 'tables'} ${tables.join(', ')} not found in ${where}`,
+      {
+        hint: 'create them (run the application migrations first) or remove them from the tables setting',
+      },
+    );
+    this.tables = tables;
+  }
+}
+
+/** The slot exists but cannot be used by Sluice (another plugin, physical, or another database). */
+export class SlotMismatchError extends PermanentError {
+  override name = 'SlotMismatchError';
+  constructor(slot: string, what: string) {
+    super(`replication slot "${slot}" ${what}; Sluice needs a logical slot using pgoutput in this database`, {
+      hint: `set another slot name (slot setting), or drop it if nothing else uses it: SELECT pg_drop_replication_slot('${slot.replaceAll("'", "''")}')`,
+    });
+  }
+}
+
+/** The slot was invalidated: the WAL it needed was removed, changes since its position are gone. */
+export class SlotInvalidatedError extends PermanentError {
+  override name = 'SlotInvalidatedError';
+  constructor(slot: string, reason: string, options: { cause?: unknown } = {}) {
+    super(
+      `replication slot "${slot}" was invalidated (${reason}): the WAL it needed is gone, so changes made ` +
+        'since its confirmed position can no longer be streamed',
+      {
+        ...options,
+        hint:
+          `drop the slot (SELECT pg_drop_replication_slot('${slot.replaceAll("'", "''")}')) and start again with ` +
+          "snapshot 'initial' to re-read the tables; raise max_slot_wal_keep_size (or keep the relay running) so it does not happen again",
+      },
+    );
+  }
+}
+
+/** The slot is gone while the relay was running against it: someone dropped it. */
+export class SlotDroppedError extends PermanentError {
+  override name = 'SlotDroppedError';
+  constructor(slot: string, options: { cause?: unknown } = {}) {
+    super(
+      `replication slot "${slot}" no longer exists: it was dropped while Sluice used it, so changes since its last position may be lost`,
+      {
+        ...options,
+        hint: "restart the relay with snapshot 'initial' to create the slot and re-read the tables",
+      },
+    );
+  }
+}
+
+/** Who holds a replication slot, from pg_stat_activity. */
+export interface SlotHolder {
+  pid: number;
+  applicationName: string | null;
+  clientAddr: string | null;
+  backendStart: string | null;
+}
+
+export function describeHolder(holder: SlotHolder): string {
+  const parts = [`pid ${holder.pid}`];
+  if (holder.applicationName) parts.push(`application_name "${holder.applicationName}"`);
+  if (holder.clientAddr) parts.push(`client_addr ${holder.clientAddr}`);
+  if (holder.backendStart) parts.push(`connected since ${holder.backendStart}`);
+  return parts.join(', ');
+}
+
+/** Another connection streams from the slot. Not fatal: the source waits until it is released. */
+export class SlotBusyError extends RetriableError {
+  override name = 'SlotBusyError';
+  readonly holder: SlotHolder | null;
+  constructor(slot: string, holder: SlotHolder | null, options: { cause?: unknown } = {}) {
+    super(
+      `replication slot "${slot}" is in use by ${holder ? describeHolder(holder) : 'another connection'}`,
+      {
+        ...options,
+        hint: 'stop the other consumer (another relay instance?), or give this relay its own slot name',
+      },
+    );
+    this.holder = holder;
+  }
+}
+
+/** The replication connection failed or dropped; the source reconnects. */
+export class ReplicationConnectionError extends RetriableError {
+  override name = 'ReplicationConnectionError';
+}
+
+/** Postgres sent something the source does not handle (a protocol feature it did not ask for). */
+export class UnexpectedMessageError extends PermanentError {
+  override name = 'UnexpectedMessageError';
+}

@@ -1,0 +1,364 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type ComponentStatus,
+  PermanentError,
+  RetriableError,
+  SluiceError,
+  type Source,
+  type SourceOutput,
+} from '@sluice/core';
+import { formatLsn } from '@sluice/pgoutput';
+import pg from 'pg';
+import type { CapturedTable } from './change-decoder.js';
+import { classifyConnectionError } from './classify.js';
+import { describeHolder, SlotBusyError } from './errors.js';
+import { type PostgresSourceOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import type { OutboxHooks } from './outbox-hooks.js';
+import { type BufferStats, ReplicationSession } from './replication-session.js';
+import { SlotMonitor } from './slot-monitor.js';
+import type { SnapshotHooks } from './snapshot/contract.js';
+import { describeTarget, runStartupChecks, type StartupReport, slotHolder } from './startup.js';
+
+export interface PostgresSource extends Source<bigint> {
+  /** True once `prepare()` created the slot: nothing was streamed from it before (snapshot time). */
+  readonly isNewSlot: boolean;
+  /** The `snapshot` option, for the snapshotter. */
+  readonly snapshotMode: 'initial' | 'never';
+  /** Start-up checks; creates the publication and slot when missing. Idempotent; `run()` calls it too. */
+  prepare(): Promise<StartupReport>;
+  /** The newest cursor acknowledged (starts at the slot's confirmed_flush_lsn). */
+  acknowledgedLsn(): bigint;
+  /** Resolves once `acknowledgedLsn() > lsn`; rejects with the signal's reason on abort. */
+  waitAcknowledged(lsn: bigint, signal?: AbortSignal): Promise<void>;
+  /** For a snapshotter created after the source (it needs `waitAcknowledged`). */
+  attachSnapshotHooks(hooks: SnapshotHooks): void;
+  bufferStats(): BufferStats;
+}
+
+export function createPostgresSource(options: PostgresSourceOptions): PostgresSource {
+  return new PostgresReplicationSource(resolveOptions(options), options.snapshotHooks, options.outboxHooks);
+}
+
+interface Waiter {
+  lsn: bigint;
+  resolve: () => void;
+}
+
+const HEARTBEAT_SQL = "SELECT pg_logical_emit_message(false, 'sluice.heartbeat', '')";
+
+class PostgresReplicationSource implements PostgresSource {
+  readonly name = 'postgres';
+  isNewSlot = false;
+  private acknowledgedCursor = 0n;
+  private readonly waiters = new Set<Waiter>();
+  private state: ComponentStatus = { ready: false, detail: 'not started' };
+  private session: ReplicationSession | undefined;
+  private pool: pg.Pool | undefined;
+  private preparing: Promise<StartupReport> | undefined;
+  private running = false;
+  private readonly stats: BufferStats = { buffered: 0, peakBuffered: 0, pauses: 0, paused: false };
+  private readonly where: string;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private snapshotHooks: SnapshotHooks | undefined,
+    private readonly outboxHooks: OutboxHooks | undefined,
+  ) {
+    this.where = describeTarget(options.connectionString);
+  }
+
+  get snapshotMode(): 'initial' | 'never' {
+    return this.options.snapshot;
+  }
+
+  attachSnapshotHooks(hooks: SnapshotHooks): void {
+    this.snapshotHooks = hooks;
+  }
+
+  status(): ComponentStatus {
+    return { ...this.state };
+  }
+
+  bufferStats(): BufferStats {
+    return { ...this.stats };
+  }
+
+  acknowledgedLsn(): bigint {
+    return this.acknowledgedCursor;
+  }
+
+  acknowledge(cursor: bigint): void {
+    if (cursor <= this.acknowledgedCursor) return;
+    this.acknowledgedCursor = cursor;
+    for (const w of this.waiters) {
+      if (cursor > w.lsn) {
+        this.waiters.delete(w);
+        w.resolve();
+      }
+    }
+    this.session?.acknowledged();
+  }
+
+  waitAcknowledged(lsn: bigint, signal?: AbortSignal): Promise<void> {
+    if (this.acknowledgedCursor > lsn) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.waiters.delete(waiter);
+        reject(signal?.reason);
+      };
+      const waiter: Waiter = {
+        lsn,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      this.waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  prepare(): Promise<StartupReport> {
+    this.preparing ??= this.runPrepare().catch((err: unknown) => {
+      this.preparing = undefined;
+      throw err;
+    });
+    return this.preparing;
+  }
+
+  private async runPrepare(): Promise<StartupReport> {
+    const { logger } = this.options;
+    let client: pg.PoolClient;
+    try {
+      client = await this.controlPool().connect();
+    } catch (err) {
+      throw this.connectFailure(err);
+    }
+    try {
+      const report = await runStartupChecks(client, this.options, logger);
+      this.isNewSlot = report.slot.created;
+      const confirmed = report.slot.confirmedFlushLsn;
+      if (confirmed !== null && confirmed > this.acknowledgedCursor) this.acknowledge(confirmed);
+      logger.info(
+        {
+          where: report.where,
+          server: report.serverVersion,
+          protocolVersion: report.protocolVersion,
+          slot: report.slot.name,
+          newSlot: report.slot.created,
+          confirmedFlushLsn: confirmed === null ? null : formatLsn(confirmed),
+          publication: report.publication.name,
+          tables: report.tables.map((t) => `${t.schema}.${t.table}`),
+        },
+        'postgres source ready to stream',
+      );
+      return report;
+    } catch (err) {
+      throw err instanceof SluiceError ? err : this.connectFailure(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  private connectFailure(err: unknown): SluiceError {
+    const e = classifyConnectionError(err, this.options.slot, this.where);
+    return e.retriable
+      ? new RetriableError(`cannot run the start-up checks on Postgres at ${this.where}: ${errorText(err)}`, {
+          cause: err,
+        })
+      : e;
+  }
+
+  async run(output: SourceOutput<bigint>, signal: AbortSignal): Promise<void> {
+    if (this.running) throw new PermanentError('this postgres source is already running');
+    this.running = true;
+    const monitor = new SlotMonitor(this.options, () => this.controlPool());
+    let heartbeat: NodeJS.Timeout | undefined;
+    try {
+      const report = await this.prepareWithRetry(signal);
+      if (!report) return;
+      monitor.start();
+      heartbeat = this.startHeartbeat();
+      await this.stream(output, signal, report);
+    } finally {
+      clearInterval(heartbeat);
+      monitor.stop();
+      this.running = false;
+      const pool = this.pool;
+      this.pool = undefined;
+      await pool?.end().catch(() => {});
+      if (this.state.ready || !this.state.detail?.startsWith('failed')) {
+        this.state = { ready: false, detail: 'stopped' };
+      }
+    }
+  }
+
+  /** Retries start-up while Postgres is unreachable (it may start after the relay); permanent errors throw. */
+  private async prepareWithRetry(signal: AbortSignal): Promise<StartupReport | undefined> {
+    let attempt = 0;
+    for (;;) {
+      if (signal.aborted) return undefined;
+      this.state = { ready: false, detail: `connecting to Postgres at ${this.where}` };
+      try {
+        return await this.prepare();
+      } catch (err) {
+        if (signal.aborted) return undefined;
+        if (!(err instanceof SluiceError) || !err.retriable) {
+          this.state = { ready: false, detail: `failed: ${errorText(err)}` };
+          throw err;
+        }
+        attempt++;
+        const delay = this.backoff(attempt);
+        this.options.metrics.reconnect('postgres');
+        this.options.logger.warn(
+          { err, attempt, delayMs: delay },
+          'postgres start-up checks failed; retrying',
+        );
+        this.state = { ready: false, detail: `retrying start-up in ${delay} ms after: ${errorText(err)}` };
+        if (!(await pause(delay, signal))) return undefined;
+      }
+    }
+  }
+
+  private async stream(
+    output: SourceOutput<bigint>,
+    signal: AbortSignal,
+    report: StartupReport,
+  ): Promise<void> {
+    const { logger, metrics, slot } = this.options;
+    const primaryKeys = new Map(report.tables.map((t) => [`${t.schema}.${t.table}`, t.primaryKey]));
+    const tables: CapturedTable[] = this.options.tables.map((t) => ({
+      ...t,
+      primaryKey: primaryKeys.get(`${t.schema}.${t.table}`) ?? [],
+    }));
+    let attempt = 0;
+    while (!signal.aborted) {
+      let streaming = false;
+      const session = new ReplicationSession({
+        options: this.options,
+        report,
+        tables,
+        snapshotHooks: () => this.snapshotHooks,
+        outboxHooks: this.outboxHooks,
+        output,
+        acknowledged: () => this.acknowledgedCursor,
+        onConfirmed: (lsn) => metrics.confirmedLsn(lsn),
+        onStreaming: () => {
+          streaming = true;
+          attempt = 0;
+          this.state = { ready: true };
+          logger.info(
+            { slot, from: formatLsn(this.acknowledgedCursor) },
+            'streaming from the replication slot',
+          );
+        },
+        stats: this.stats,
+        signal,
+      });
+      this.session = session;
+      this.state = { ready: false, detail: `connecting to the replication slot "${slot}" on ${this.where}` };
+      try {
+        await session.run();
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        const e = classifyConnectionError(err, slot, this.where);
+        if (e instanceof SlotBusyError) {
+          await this.waitForSlot(e, signal);
+          continue;
+        }
+        if (!e.retriable) {
+          this.state = { ready: false, detail: `failed: ${e.message}` };
+          logger.error({ err: e }, 'postgres source stopped');
+          throw e;
+        }
+        attempt++;
+        const delay = this.backoff(attempt);
+        metrics.reconnect('postgres');
+        logger.warn(
+          { err: e, attempt, delayMs: delay, wasStreaming: streaming },
+          'replication connection lost; reconnecting',
+        );
+        this.state = {
+          ready: false,
+          detail: `reconnecting in ${delay} ms (attempt ${attempt}) after: ${e.message}`,
+        };
+        if (!(await pause(delay, signal))) return;
+      } finally {
+        this.session = undefined;
+      }
+    }
+  }
+
+  /** Another connection streams from the slot: report who, and try again every few seconds. */
+  private async waitForSlot(err: SlotBusyError, signal: AbortSignal): Promise<void> {
+    const { slot, slotBusyRetryMs, logger } = this.options;
+    let holder = err.holder;
+    try {
+      holder = (await slotHolder(this.controlPool(), slot, holder?.pid ?? null)) ?? holder;
+    } catch (lookupErr) {
+      logger.debug({ err: lookupErr }, 'could not look up the holder of the replication slot');
+    }
+    const who = holder ? describeHolder(holder) : 'another connection';
+    const detail = `replication slot "${slot}" is held by ${who}; retrying every ${Math.round(slotBusyRetryMs / 100) / 10} s`;
+    if (this.state.detail !== detail) logger.warn({ slot, holder }, detail);
+    this.state = { ready: false, detail };
+    await pause(slotBusyRetryMs, signal);
+  }
+
+  private startHeartbeat(): NodeJS.Timeout | undefined {
+    const { heartbeatIntervalMs, logger } = this.options;
+    if (heartbeatIntervalMs <= 0) return undefined;
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.controlPool()
+        .query(HEARTBEAT_SQL)
+        .catch((err: unknown) => logger.debug({ err }, 'heartbeat failed (Postgres unreachable?)'))
+        .finally(() => {
+          busy = false;
+        });
+    }, heartbeatIntervalMs);
+    timer.unref();
+    return timer;
+  }
+
+  private controlPool(): pg.Pool {
+    if (!this.pool) {
+      const pool = new pg.Pool({
+        connectionString: this.options.connectionString,
+        application_name: `${this.options.applicationName}-control`,
+        max: 2,
+        idleTimeoutMillis: 30_000,
+        connectionTimeoutMillis: 10_000,
+        allowExitOnIdle: true,
+      });
+      pool.on('error', (err) => this.options.logger.debug({ err }, 'idle control connection failed'));
+      this.pool = pool;
+    }
+    return this.pool;
+  }
+
+  private backoff(attempt: number): number {
+    const { initialDelayMs, maxDelayMs } = this.options.reconnect;
+    const base = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(attempt - 1, 30));
+    // ±20% so relays restarted together do not reconnect in lockstep.
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+}
+
+/** Resolves true after `ms`, false as soon as `signal` aborts. */
+async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  try {
+    await sleep(ms, undefined, { signal });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

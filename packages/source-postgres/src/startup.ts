@@ -1,0 +1,375 @@
+import { type Logger, PermanentError } from '@sluice/core';
+import { type ProtocolVersion, parseLsn, type ReplicaIdentity } from '@sluice/pgoutput';
+import type pg from 'pg';
+import {
+  describeHolder,
+  MissingTablesError,
+  type SlotHolder,
+  SlotInvalidatedError,
+  SlotMismatchError,
+  WalLevelError,
+} from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral, sqlState } from './sql.js';
+
+export interface TableInfo {
+  schema: string;
+  table: string;
+  oid: number;
+  /** Primary-key columns in key order; empty when the table has none. */
+  primaryKey: string[];
+  replicaIdentity: ReplicaIdentity;
+}
+
+/** What `prepare()` found and changed, for start-up logs and `sluice run`'s pre-flight output. */
+export interface StartupReport {
+  /** host:port/database, for messages. */
+  where: string;
+  serverVersion: string;
+  serverVersionNum: number;
+  protocolVersion: ProtocolVersion;
+  tables: TableInfo[];
+  publication: { name: string; created: boolean; addedTables: string[] };
+  slot: {
+    name: string;
+    created: boolean;
+    /** Where streaming resumes; null for a slot that has never been confirmed. */
+    confirmedFlushLsn: bigint | null;
+    /** Set when another connection streams from the slot right now. */
+    holder: SlotHolder | null;
+  };
+  /** Problems that do not stop the relay but lose something (printed as warnings). */
+  warnings: string[];
+}
+
+const REPLICA_IDENTITY: Record<string, ReplicaIdentity> = {
+  d: 'default',
+  n: 'nothing',
+  f: 'full',
+  i: 'index',
+};
+
+/** host:port/database from the connection string, without credentials. */
+export function describeTarget(connectionString: string, database?: string): string {
+  try {
+    const url = new URL(connectionString);
+    const db = database ?? decodeURIComponent(url.pathname.replace(/^\//, ''));
+    return `${url.hostname}:${url.port || '5432'}/${db}`;
+  } catch {
+    return database ? `database ${database}` : 'the configured database';
+  }
+}
+
+/**
+ * The start-up checks, in the order a person would fix them: server settings, role, tables,
+ * publication, slot. Creates what is missing (publication, slot) and fails with an actionable
+ * error on anything it cannot fix itself.
+ */
+export async function runStartupChecks(
+  client: pg.ClientBase,
+  options: ResolvedOptions,
+  logger: Logger,
+): Promise<StartupReport> {
+  const server = (
+    await client.query<{
+      wal_level: string;
+      version_num: string;
+      version: string;
+      database: string;
+      can_replicate: boolean;
+      role: string;
+    }>(
+      `SELECT current_setting('wal_level') AS wal_level,
+              current_setting('server_version_num') AS version_num,
+              current_setting('server_version') AS version,
+              current_database() AS database,
+              current_user AS role,
+              (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS can_replicate`,
+    )
+  ).rows[0]!;
+  const where = describeTarget(options.connectionString, server.database);
+  if (server.wal_level !== 'logical') throw new WalLevelError(where, server.wal_level);
+  if (!server.can_replicate) {
+    throw new PermanentError(`role "${server.role}" on ${where} may not use logical replication`, {
+      hint: `ALTER ROLE ${quoteIdent(server.role)} WITH REPLICATION; (or connect as a role that has it)`,
+    });
+  }
+  const serverVersionNum = Number(server.version_num);
+  const warnings: string[] = [];
+  const tables = await inspectTables(client, options, where, warnings);
+  const publication = await ensurePublication(client, options, serverVersionNum, where, warnings, logger);
+  const slot = await ensureSlot(client, options, serverVersionNum, server.database, where, logger);
+  for (const w of warnings) logger.warn({ where }, w);
+  return {
+    where,
+    serverVersion: server.version,
+    serverVersionNum,
+    protocolVersion: protocolVersionFor(serverVersionNum),
+    tables,
+    publication,
+    slot,
+    warnings,
+  };
+}
+
+async function inspectTables(
+  client: pg.ClientBase,
+  options: ResolvedOptions,
+  where: string,
+  warnings: string[],
+): Promise<TableInfo[]> {
+  if (options.tables.length === 0) return [];
+  const { rows } = await client.query<{
+    schema: string;
+    table: string;
+    oid: number | string | null;
+    relkind: string | null;
+    relreplident: string | null;
+    primary_key: string[];
+  }>(
+    `SELECT t.s AS schema, t.r AS table, c.oid, c.relkind, c.relreplident,
+            COALESCE((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                        FROM pg_index i
+                        CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                       WHERE i.indrelid = c.oid AND i.indisprimary), '{}'::text[]) AS primary_key
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(s, r, ord)
+       LEFT JOIN pg_namespace n ON n.nspname = t.s
+       LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r AND c.relkind IN ('r', 'p')
+      ORDER BY t.ord`,
+    [options.tables.map((t) => t.schema), options.tables.map((t) => t.table)],
+  );
+  const missing = rows.filter((r) => r.oid === null).map((r) => `${r.schema}.${r.table}`);
+  if (missing.length > 0) throw new MissingTablesError(where, missing);
+  return rows.map((r) => {
+    const info: TableInfo = {
+      schema: r.schema,
+      table: r.table,
+      oid: Number(r.oid),
+      primaryKey: r.primary_key,
+      replicaIdentity: REPLICA_IDENTITY[r.relreplident ?? 'd'] ?? 'default',
+    };
+    const name = qualifiedName(info.schema, info.table);
+    if (
+      info.replicaIdentity === 'nothing' ||
+      (info.primaryKey.length === 0 && info.replicaIdentity === 'default')
+    ) {
+      const why =
+        info.primaryKey.length === 0
+          ? `has no primary key and REPLICA IDENTITY ${info.replicaIdentity.toUpperCase()}`
+          : 'has REPLICA IDENTITY NOTHING';
+      warnings.push(
+        `table ${info.schema}.${info.table} ${why}: its updates and deletes carry no key, and while it is in ` +
+          `publication "${options.publication}" Postgres rejects UPDATE and DELETE on it ("does not have a replica identity"). ` +
+          `Fix: ALTER TABLE ${name} REPLICA IDENTITY FULL; or add a primary key`,
+      );
+    }
+    return info;
+  });
+}
+
+async function ensurePublication(
+  client: pg.ClientBase,
+  options: ResolvedOptions,
+  serverVersionNum: number,
+  where: string,
+  warnings: string[],
+  logger: Logger,
+): Promise<StartupReport['publication']> {
+  const name = options.publication;
+  const tableList = options.tables.map((t) => qualifiedName(t.schema, t.table)).join(', ');
+  const existing = await client.query<{
+    puballtables: boolean;
+    pubinsert: boolean;
+    pubupdate: boolean;
+    pubdelete: boolean;
+    pubtruncate: boolean;
+  }>(
+    'SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
+    [name],
+  );
+  const pub = existing.rows[0];
+  if (!pub) {
+    // Partitioned tables then publish their changes under the root's name, the one configured.
+    const withRoot = serverVersionNum >= 130000 ? ' WITH (publish_via_partition_root = true)' : '';
+    const sql =
+      options.tables.length > 0
+        ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tableList}${withRoot}`
+        : `CREATE PUBLICATION ${quoteIdent(name)}${withRoot}`;
+    try {
+      await client.query(sql);
+    } catch (err) {
+      if (sqlState(err) !== '42710') throw publicationError(err, name, where, sql);
+      // Another relay created it between our check and ours; take what is there.
+      return ensurePublication(client, options, serverVersionNum, where, warnings, logger);
+    }
+    logger.info({ publication: name, tables: options.tables }, 'created publication');
+    return { name, created: true, addedTables: [] };
+  }
+  const skipped = (['insert', 'update', 'delete', 'truncate'] as const).filter((op) => !pub[`pub${op}`]);
+  if (skipped.length > 0) {
+    warnings.push(
+      `publication "${name}" does not publish ${skipped.join(', ')}: those changes never reach the relay. ` +
+        `Fix: ALTER PUBLICATION ${quoteIdent(name)} SET (publish = 'insert, update, delete, truncate')`,
+    );
+  }
+  if (pub.puballtables || options.tables.length === 0) return { name, created: false, addedTables: [] };
+  const published = await client.query<{ schemaname: string; tablename: string }>(
+    'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
+    [name],
+  );
+  const have = new Set(published.rows.map((r) => `${r.schemaname}\u0000${r.tablename}`));
+  const missing = options.tables.filter((t) => !have.has(`${t.schema}\u0000${t.table}`));
+  if (missing.length === 0) return { name, created: false, addedTables: [] };
+  const sql = `ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing
+    .map((t) => qualifiedName(t.schema, t.table))
+    .join(', ')}`;
+  try {
+    await client.query(sql);
+  } catch (err) {
+    // 42710: a concurrent relay added one of them first; the next start-up sees it.
+    if (sqlState(err) !== '42710') throw publicationError(err, name, where, sql);
+  }
+  const addedTables = missing.map((t) => `${t.schema}.${t.table}`);
+  logger.info({ publication: name, addedTables }, 'added tables to the publication');
+  return { name, created: false, addedTables };
+}
+
+function publicationError(err: unknown, name: string, where: string, sql: string): PermanentError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new PermanentError(`cannot set up publication "${name}" on ${where}: ${reason}`, {
+    cause: err,
+    hint:
+      sqlState(err) === '42501'
+        ? `run it as the owner of the tables (or a superuser): ${sql}`
+        : `check the statement Sluice ran: ${sql}`,
+  });
+}
+
+interface SlotRow {
+  slot_type: string;
+  plugin: string | null;
+  database: string | null;
+  active_pid: number | null;
+  confirmed_flush_lsn: string | null;
+  wal_status: string | null;
+  conflicting: boolean | null;
+  invalidation_reason: string | null;
+}
+
+async function readSlot(
+  client: pg.ClientBase,
+  slot: string,
+  serverVersionNum: number,
+): Promise<SlotRow | undefined> {
+  const columns = [
+    'slot_type',
+    'plugin',
+    'database',
+    'active_pid',
+    'confirmed_flush_lsn::text AS confirmed_flush_lsn',
+    serverVersionNum >= 130000 ? 'wal_status' : 'NULL::text AS wal_status',
+    serverVersionNum >= 160000 ? 'conflicting' : 'NULL::boolean AS conflicting',
+    serverVersionNum >= 170000 ? 'invalidation_reason' : 'NULL::text AS invalidation_reason',
+  ];
+  const { rows } = await client.query<SlotRow>(
+    `SELECT ${columns.join(', ')} FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot],
+  );
+  return rows[0];
+}
+
+/** Why a slot can no longer stream, or null while it is usable. */
+export function slotInvalidation(
+  row: Pick<SlotRow, 'wal_status' | 'conflicting' | 'invalidation_reason'>,
+): string | null {
+  if (row.invalidation_reason) return `invalidation_reason = ${row.invalidation_reason}`;
+  if (row.wal_status === 'lost') return 'wal_status = lost';
+  if (row.conflicting) return 'conflicting with recovery';
+  return null;
+}
+
+async function ensureSlot(
+  client: pg.ClientBase,
+  options: ResolvedOptions,
+  serverVersionNum: number,
+  database: string,
+  where: string,
+  logger: Logger,
+): Promise<StartupReport['slot']> {
+  const name = options.slot;
+  const row = await readSlot(client, name, serverVersionNum);
+  if (!row) {
+    let created: string | null;
+    try {
+      const result = await client.query<{ lsn: string | null }>(
+        `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot(${quoteLiteral(name)}, 'pgoutput')`,
+      );
+      created = result.rows[0]?.lsn ?? null;
+    } catch (err) {
+      if (sqlState(err) === '42710')
+        return ensureSlot(client, options, serverVersionNum, database, where, logger);
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new PermanentError(`cannot create replication slot "${name}" on ${where}: ${reason}`, {
+        cause: err,
+        hint:
+          sqlState(err) === '53400'
+            ? 'every replication slot is in use: drop unused ones (pg_replication_slots) or raise max_replication_slots (restart needed)'
+            : 'check that the role has the REPLICATION attribute and that max_replication_slots leaves room',
+      });
+    }
+    logger.info({ slot: name, lsn: created }, 'created replication slot');
+    // The slot's consistent point: its confirmed_flush_lsn until the first acknowledgement.
+    return { name, created: true, confirmedFlushLsn: created ? parseLsn(created) : null, holder: null };
+  }
+  if (row.slot_type !== 'logical') throw new SlotMismatchError(name, `is a ${row.slot_type} slot`);
+  if (row.plugin !== 'pgoutput') throw new SlotMismatchError(name, `uses the output plugin ${row.plugin}`);
+  if (row.database !== database) {
+    throw new SlotMismatchError(name, `belongs to database "${row.database}", not "${database}"`);
+  }
+  const invalidated = slotInvalidation(row);
+  if (invalidated) throw new SlotInvalidatedError(name, invalidated);
+  const holder = row.active_pid === null ? null : await slotHolder(client, name, row.active_pid);
+  if (holder) {
+    logger.warn(
+      { slot: name, holder },
+      `replication slot "${name}" is in use by ${describeHolder(holder)}; streaming starts once it is released`,
+    );
+  }
+  return {
+    name,
+    created: false,
+    confirmedFlushLsn: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : null,
+    holder,
+  };
+}
+
+/** Who streams from the slot (pg_stat_activity); `fallbackPid` when the slot is free by now or unreadable. */
+export async function slotHolder(
+  client: pg.ClientBase | pg.Pool,
+  slot: string,
+  fallbackPid: number | null,
+): Promise<SlotHolder | null> {
+  const { rows } = await client.query<{
+    pid: number;
+    application_name: string | null;
+    client_addr: string | null;
+    backend_start: Date | null;
+  }>(
+    `SELECT a.pid, a.application_name, a.client_addr::text AS client_addr, a.backend_start
+       FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
+      WHERE s.slot_name = $1`,
+    [slot],
+  );
+  const row = rows[0];
+  if (!row)
+    return fallbackPid === null
+      ? null
+      : { pid: fallbackPid, applicationName: null, clientAddr: null, backendStart: null };
+  return {
+    pid: row.pid,
+    applicationName: row.application_name || null,
+    clientAddr: row.client_addr,
+    backendStart: row.backend_start ? row.backend_start.toISOString() : null,
+  };
+}
