@@ -11,7 +11,7 @@ import {
   RetriableError,
 } from '@sluice/core';
 import { createNatsSink, type NatsSink } from '@sluice/sink-nats';
-import { type NatsServer, startNats, waitFor } from '@sluice/testkit';
+import { freePort, type NatsServer, startNats, waitFor } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream, streamMessageCount } from './support/jetstream.js';
 
@@ -283,5 +283,44 @@ describe('NATS sink against a real nats-server', () => {
     expect(s.status()).toEqual({ ready: false, detail: 'closed' });
     await expect(s.publish(change(3))).rejects.toBeInstanceOf(RetriableError);
     expect(await streamMessageCount(nats.url, 'CLOSING')).toBe(2);
+  });
+});
+
+describe('NATS sink with no nats-server listening', () => {
+  it('fails to start with a RetriableError that names the servers setting', async () => {
+    const url = `nats://127.0.0.1:${await freePort()}`;
+    const s = createNatsSink({ servers: url });
+
+    const start = s.start();
+
+    await expect(start).rejects.toBeInstanceOf(RetriableError);
+    await expect(start).rejects.toThrow(
+      new RegExp(`cannot connect to NATS at ${url}[\\s\\S]*check the servers setting`),
+    );
+    expect(s.status()).toEqual({ ready: false, detail: `cannot connect to ${url}` });
+  });
+});
+
+describe('NATS sink against a nats-server without JetStream', () => {
+  let plain: NatsServer;
+
+  beforeAll(async () => {
+    // Go flags: the last -js wins, so this turns off the testkit's -js.
+    plain = await startNats({ args: ['-js=false'] });
+  });
+
+  afterAll(async () => {
+    await plain?.dispose();
+  });
+
+  it('refuses to start with a PermanentError that says to start nats-server with -js', async () => {
+    const s = createNatsSink({ servers: plain.url });
+
+    const start = s.start();
+
+    await expect(start).rejects.toBeInstanceOf(PermanentError);
+    await expect(start).rejects.toThrow(/JetStream is not enabled[\s\S]*start nats-server with -js/);
+    expect(s.status().ready).toBe(false);
+    await s.close();
   });
 });
