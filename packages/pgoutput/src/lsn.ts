@@ -1,0 +1,19 @@
+import { InvalidLsnError } from './errors.js';
+
+const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+const MAX_LSN = 0xffff_ffff_ffff_ffffn;
+
+/** `'0/16B3748'` → `23803720n`. Accepts either case; throws InvalidLsnError otherwise. */
+export function parseLsn(text: string): bigint {
+  const match = typeof text === 'string' ? LSN_TEXT.exec(text) : null;
+  if (match === null) throw new InvalidLsnError(text);
+  return (BigInt(Number.parseInt(match[1]!, 16)) << 32n) | BigInt(Number.parseInt(match[2]!, 16));
+}
+
+/** `23803720n` → `'0/16B3748'`: upper-case hex halves without leading zeros, as Postgres prints pg_lsn. */
+export function formatLsn(lsn: bigint): string {
+  if (typeof lsn !== 'bigint' || lsn < 0n || lsn > MAX_LSN) throw new InvalidLsnError(lsn);
+  const high = Number(lsn >> 32n);
+  const low = Number(lsn & 0xffff_ffffn);
+  return `${high.toString(16).toUpperCase()}/${low.toString(16).toUpperCase()}`;
+}
