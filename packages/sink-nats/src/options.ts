@@ -22,6 +22,7 @@ export interface NatsSinkOptions {
   ceSource?: string;
   /** Connection name shown by `nats server report connections`. Default `sluice`. */
   connectionName?: string;
+  /** Bound with `stream` only: pass a child that names the component, as apps/relay does. */
   logger?: Logger;
   metrics?: Metrics;
   user?: string;

@@ -75,15 +75,17 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   };
   const ackTimeoutMs = positiveInt('ackTimeoutMs', options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, 1);
   const ctx: HeaderContext = { stream, ceSource: options.ceSource ?? `sluice/${stream}` };
-  const log: Logger = (options.logger ?? silentLogger).child({ component: 'sink-nats', stream });
+  const log: Logger = (options.logger ?? silentLogger).child({ stream });
   const metrics: Metrics = options.metrics ?? noopMetrics;
 
   let nc: NatsConnection | undefined;
   let js: JetStreamClient | undefined;
   let jsm: JetStreamManager | undefined;
-  let connected = false;
   let streamReady = false;
   let closing = false;
+  /** Set while the connection is down: what /readyz shows first. */
+  let disconnected: string | undefined;
+  /** Why the sink is not ready apart from the connection (start failure, stream check). */
   let problem: string | undefined = 'not started';
   let provisioning: Promise<void> | undefined;
   let inFlight = 0;
@@ -164,12 +166,11 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     for await (const s of conn.status()) {
       switch (s.type) {
         case 'disconnect':
-          connected = false;
-          problem = `disconnected from ${s.server}; reconnecting`;
+          disconnected = `disconnected from NATS at ${s.server}; reconnecting`;
           log.warn({ server: s.server }, 'NATS disconnected');
           break;
         case 'reconnect':
-          connected = true;
+          disconnected = undefined;
           // The server may have come back without the stream (new store, other cluster node):
           // not ready until it is checked again.
           streamReady = false;
@@ -224,7 +225,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
           hint: 'check the servers setting and that nats-server is running and reachable',
         });
       }
-      connected = true;
+      disconnected = undefined;
       js = jetstream(nc, { timeout: ackTimeoutMs });
       watchStatus(nc).catch((err: unknown) => log.error({ err }, 'NATS status watcher stopped'));
       try {
@@ -232,7 +233,6 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
       } catch (err) {
         const conn = nc;
         nc = js = jsm = undefined;
-        connected = false;
         await conn.close().catch(ignore);
         throw err;
       }
@@ -305,7 +305,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
         onIdle = undefined;
       }
       nc = js = jsm = undefined;
-      connected = false;
+      disconnected = undefined;
       streamReady = false;
       problem = 'closed';
       clearTimeout(retryTimer);
@@ -319,8 +319,10 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     },
 
     status(): ComponentStatus {
-      if (nc !== undefined && connected && streamReady) return { ready: true };
-      return { ready: false, detail: problem ?? `stream ${stream} not provisioned yet` };
+      if (nc === undefined) return { ready: false, detail: problem ?? 'not started' };
+      if (disconnected !== undefined) return { ready: false, detail: disconnected };
+      if (!streamReady) return { ready: false, detail: problem ?? `checking stream ${stream}` };
+      return { ready: true };
     },
   };
 }
