@@ -1,4 +1,3 @@
-// biome-ignore lint/correctness/noUndeclaredDependencies: drizzle-kit is apps/relay's dev dependency, hoisted to the root; the root manifest should list it too.
 import { defineConfig } from 'drizzle-kit';
 
 // Sluice's own migrations: only the `sluice` schema, bookkeeping in `sluice.__drizzle_migrations`,
