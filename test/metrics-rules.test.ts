@@ -616,6 +616,21 @@ describe('deploy/grafana/sluice.json', () => {
     }
   });
 
+  it('has only queries that parse as PromQL (checked by promtool as recording rules)', async () => {
+    const rules = (await dashboard()).panels.flatMap((p) =>
+      (p.targets ?? []).map((t) => ({
+        record: `dashboard:panel_${p.id}_${t.refId}`,
+        expr: (t.expr ?? '')
+          .replaceAll('$__rate_interval', '1m')
+          .replaceAll('$job', '.+')
+          .replaceAll('$instance', '.+'),
+      })),
+    );
+    const file = join(scratch, 'dashboard-queries.json');
+    await writeFile(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
+    await expect(promtool(['check', 'rules', file])).resolves.toMatch(`SUCCESS: ${rules.length} rules found`);
+  });
+
   it('references only metrics a relay exports, in panels and in variables', async () => {
     const d = await dashboard();
     const exprs = [
