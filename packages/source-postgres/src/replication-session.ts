@@ -210,11 +210,14 @@ export class ReplicationSession {
     // One microtask: a push that had already resolved has run its reaction by now.
     await null;
     if (settled) return pushed;
+    // Pause only once the push outlasts this turn of the event loop (the window is full): an async
+    // push that merely takes a few microtasks must not cost a socket pause and resume per event.
     this.pushPending = true;
-    this.flow();
+    const check = setImmediate(() => this.flow());
     try {
       await pushed;
     } finally {
+      clearImmediate(check);
       this.pushPending = false;
     }
   }

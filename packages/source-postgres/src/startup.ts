@@ -356,7 +356,7 @@ export async function slotHolder(
     client_addr: string | null;
     backend_start: Date | null;
   }>(
-    `SELECT a.pid, a.application_name, a.client_addr::text AS client_addr, a.backend_start
+    `SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr, a.backend_start
        FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
       WHERE s.slot_name = $1`,
     [slot],
