@@ -414,9 +414,9 @@ export class PgOutputDecoder {
     const subXid = this.u32('subtransaction xid');
     let abortLsn: bigint | null = null;
     let abortTime: bigint | null = null;
-    // Protocol 4 appends these only when streaming = parallel, and the message has no flag for it:
-    // the length tells. Anything but 0 or 16 more bytes is caught by decode()'s trailing-bytes check.
-    if (this.protocolVersion >= 4 && this.buf.length - this.pos >= 16) {
+    // Protocol 4 appends these only when streaming = parallel, and the message has no flag for it: the
+    // length tells. Reading whenever bytes remain makes a cut message fail as truncated.
+    if (this.protocolVersion >= 4 && this.pos < this.buf.length) {
       abortLsn = this.u64('abort LSN');
       abortTime = this.i64('abort timestamp');
     }

@@ -98,13 +98,14 @@ class ArrayLiteralReader {
     }
   }
 
-  /** An unquoted element up to ',' or '}'; null for NULL (any case). */
+  /** An unquoted element up to ',' or '}'; null for NULL (any case). Blanks around it are not part of it. */
   private unquoted(): string | null {
     const text = this.text;
     let pos = this.pos;
     let start = pos;
     let value = '';
-    let escaped = false;
+    // Trailing blanks are trimmed, but never an escaped one: value keeps at least this many characters.
+    let keep = -1;
     for (;;) {
       if (pos >= text.length) this.fail('unterminated array');
       const c = text.charCodeAt(pos);
@@ -112,21 +113,21 @@ class ArrayLiteralReader {
       if (c === 0x7b || c === 0x22) this.fail(`unexpected '${String.fromCharCode(c)}' at ${pos}`);
       if (c === 0x5c) {
         if (pos + 1 >= text.length) this.fail('unterminated escape');
-        value += text.slice(start, pos);
-        start = pos + 1;
-        escaped = true;
+        value += text.slice(start, pos) + text[pos + 1];
+        keep = value.length;
         pos += 2;
+        start = pos;
       } else {
         pos++;
       }
     }
     this.pos = pos;
     value += text.slice(start, pos);
-    if (!escaped) {
-      value = value.trimEnd();
-      if (value.length === 4 && value.toUpperCase() === 'NULL') return null;
-    }
-    if (value.length === 0) this.fail(`empty unquoted element at ${start}`);
+    let end = value.length;
+    while (end > keep && end > 0 && isBlank(value.charCodeAt(end - 1))) end--;
+    value = value.slice(0, end);
+    if (keep < 0 && value.length === 4 && value.toUpperCase() === 'NULL') return null;
+    if (value.length === 0) this.fail(`empty unquoted element at ${this.pos}`);
     return value;
   }
 
@@ -134,8 +135,7 @@ class ArrayLiteralReader {
     const text = this.text;
     let pos = this.pos;
     for (;;) {
-      const c = text.charCodeAt(pos);
-      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0b || c === 0x0c) pos++;
+      if (isBlank(text.charCodeAt(pos))) pos++;
       else break;
     }
     this.pos = pos;
@@ -150,4 +150,9 @@ class ArrayLiteralReader {
       cause === undefined ? {} : { cause },
     );
   }
+}
+
+/** array_in's notion of whitespace (isspace in the C locale). */
+function isBlank(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
 }

@@ -205,29 +205,47 @@ export function timestampParser(oid: number): ValueParser {
   return (text) => {
     const n = text.length;
     // Fast path for the common four-digit-year shapes; separators tell DateStyle ISO from the others.
-    if ((n === 26 || n === 19) && hasIsoSeparators(text)) {
-      if (n === 26 && text.charCodeAt(19) === 0x2e) return `${text.slice(0, 10)}T${text.slice(11)}`;
-      if (n === 19) return `${text.slice(0, 10)}T${text.slice(11)}.000000`;
-    }
+    if (n === 26 && isIsoDateTime(text, 6)) return `${text.slice(0, 10)}T${text.slice(11)}`;
+    if (n === 19 && isIsoDateTime(text, 0)) return `${text.slice(0, 10)}T${text.slice(11)}.000000`;
     return slow(text);
   };
 }
 
-/** `YYYY-MM-DD HH:MM:SS` separators at their four-digit-year places. */
-function hasIsoSeparators(text: string): boolean {
-  return (
-    text.charCodeAt(10) === 0x20 &&
-    text.charCodeAt(4) === 0x2d &&
-    text.charCodeAt(7) === 0x2d &&
-    text.charCodeAt(13) === 0x3a &&
-    text.charCodeAt(16) === 0x3a
-  );
+/**
+ * `YYYY-MM-DD HH:MM:SS` with a four-digit year at the start of `text`, followed by `.` and `fractionDigits`
+ * digits when that is not 0.
+ */
+function isIsoDateTime(text: string, fractionDigits: number): boolean {
+  if (
+    text.charCodeAt(10) !== 0x20 ||
+    text.charCodeAt(4) !== 0x2d ||
+    text.charCodeAt(7) !== 0x2d ||
+    text.charCodeAt(13) !== 0x3a ||
+    text.charCodeAt(16) !== 0x3a
+  ) {
+    return false;
+  }
+  // Digit positions; the fraction, when present, starts after the '.' at 19.
+  for (const i of DATE_TIME_DIGITS) {
+    const d = text.charCodeAt(i) - 0x30;
+    if (!(d >= 0 && d <= 9)) return false;
+  }
+  if (fractionDigits === 0) return true;
+  if (text.charCodeAt(19) !== 0x2e) return false;
+  for (let i = 20; i < 20 + fractionDigits; i++) {
+    const d = text.charCodeAt(i) - 0x30;
+    if (!(d >= 0 && d <= 9)) return false;
+  }
+  return true;
 }
+
+const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
 
 /**
  * timestamptz → UTC `2024-01-02T03:04:05.123456Z` (always six fractional digits), whatever the zone the
- * server printed it in (`+05:30`, `-08`, `+00`, historical `+00:09:21`). `infinity`, `-infinity` and BC
- * timestamps stay as Postgres prints them.
+ * server printed it in (`+05:30`, `-08`, `+00`, historical `+00:09:21`). `infinity`, `-infinity` and
+ * instants before year 1 in UTC stay as Postgres prints them (ISO 8601 has no BC; a local BC time that is
+ * AD in UTC is converted).
  */
 export function timestamptzParser(oid: number): ValueParser {
   const fail = (text: string): never => {
@@ -238,16 +256,17 @@ export function timestamptzParser(oid: number): ValueParser {
       'expected YYYY-MM-DD HH:MM:SS[.ffffff]±HH[:MM[:SS]] (DateStyle ISO)',
     );
   };
-  const slow = (text: string): JsonValue => {
-    const space = text.indexOf(' ');
-    if (space < 0 && isSpecial(text)) return text;
-    if (isBc(text)) return text;
-    if (space < 0) return fail(text);
+  const slow = (original: string): JsonValue => {
+    const space = original.indexOf(' ');
+    if (space < 0 && isSpecial(original)) return original;
+    if (space < 0) return fail(original);
+    const bc = isBc(original);
+    const text = bc ? original.slice(0, -3) : original;
     let p = scanDateTime(text, space);
-    if (p < 0) return fail(text);
+    if (p < 0) return fail(original);
     const fraction = micros(p > space + 9 ? text.slice(space + 10, p) : '');
     const sign = text.charCodeAt(p);
-    if (sign !== 0x2b && sign !== 0x2d) return fail(text);
+    if (sign !== 0x2b && sign !== 0x2d) return fail(original);
     const offsetHours = digits(text, p + 1, p + 3);
     let offsetMinutes = 0;
     let offsetSeconds = 0;
@@ -260,13 +279,15 @@ export function timestamptzParser(oid: number): ValueParser {
         p += 3;
       }
     }
-    if (p !== text.length || offsetHours < 0 || offsetMinutes < 0 || offsetSeconds < 0) return fail(text);
+    if (p !== text.length || offsetHours < 0 || offsetMinutes < 0 || offsetSeconds < 0) return fail(original);
     const offset = offsetHours * 3600 + offsetMinutes * 60 + offsetSeconds;
-    if (offset === 0) return `${isoDate(text, space)}T${text.slice(space + 1, space + 9)}.${fraction}Z`;
+    if (offset === 0 && !bc)
+      return `${isoDate(text, space)}T${text.slice(space + 1, space + 9)}.${fraction}Z`;
 
+    const year = digits(text, 0, space - 6);
     const local =
       daysFromCivil(
-        digits(text, 0, space - 6),
+        bc ? 1 - year : year,
         digits(text, space - 5, space - 3),
         digits(text, space - 2, space),
       ) *
@@ -276,8 +297,8 @@ export function timestamptzParser(oid: number): ValueParser {
       digits(text, space + 7, space + 9);
     const utc = sign === 0x2b ? local - offset : local + offset;
     const days = Math.floor(utc / 86_400);
-    // Shifting 0001-01-01 00:xx+01 to UTC lands in 1 BC, which ISO 8601 cannot say without year 0 rules.
-    if (days < FIRST_AD_DAY) return text;
+    // Before year 1 in UTC: ISO 8601 would need year 0 and negative years; keep Postgres' spelling.
+    if (days < FIRST_AD_DAY) return original;
     return `${formatCivilDate(days)}T${formatTimeOfDay(utc - days * 86_400)}.${fraction}Z`;
   };
   return (text) => {
@@ -287,11 +308,10 @@ export function timestamptzParser(oid: number): ValueParser {
       (n === 29 || n === 22) &&
       text.charCodeAt(n - 3) === 0x2b &&
       text.charCodeAt(n - 2) === 0x30 &&
-      text.charCodeAt(n - 1) === 0x30 &&
-      hasIsoSeparators(text)
+      text.charCodeAt(n - 1) === 0x30
     ) {
-      if (n === 29 && text.charCodeAt(19) === 0x2e) return `${text.slice(0, 10)}T${text.slice(11, 26)}Z`;
-      if (n === 22) return `${text.slice(0, 10)}T${text.slice(11, 19)}.000000Z`;
+      if (n === 29 && isIsoDateTime(text, 6)) return `${text.slice(0, 10)}T${text.slice(11, 26)}Z`;
+      if (n === 22 && isIsoDateTime(text, 0)) return `${text.slice(0, 10)}T${text.slice(11, 19)}.000000Z`;
     }
     return slow(text);
   };
