@@ -148,7 +148,7 @@ export const METRICS = {
     name: 'last_event_timestamp_seconds',
     type: 'gauge',
     labels: [],
-    help: 'Unix time at which the sink last acknowledged an event.',
+    help: 'Unix time of the first scrape that saw a new PubAck: when the sink last acknowledged an event, to within a scrape interval.',
   },
 } as const satisfies Record<string, MetricSpec>;
 
