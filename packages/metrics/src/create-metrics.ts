@@ -46,14 +46,16 @@ export interface SluiceMetrics extends Metrics {
   metricNames(): string[];
 }
 
-interface EventCell {
+interface Cell {
   readonly labels: Readonly<Record<string, string>>;
+}
+
+interface EventCell extends Cell {
   received: number;
   published: number;
 }
 
-interface CountCell {
-  readonly labels: Readonly<Record<string, string>>;
+interface CountCell extends Cell {
   n: number;
 }
 
@@ -115,27 +117,19 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
   // Counters are rebuilt from the cells on each scrape: reset, then add the running totals.
   // That also exports a 0 for a label set seen by one counter but not yet by the other
   // (received, not yet published), so rate() has a series to start from.
-  const fromCells = <C>(tree: CellTree<C>, value: (cell: C) => number, labels: (cell: C) => object) =>
+  const fromCells = <C extends Cell>(tree: CellTree<C>, value: (cell: C) => number) =>
     function collect(this: Counter<string>): void {
       this.reset();
-      for (const cell of tree.cells()) this.inc(labels(cell) as Record<string, string>, value(cell));
+      for (const cell of tree.cells()) this.inc(cell.labels, value(cell));
     };
 
   new Counter({
     ...meta(METRICS.eventsReceived),
-    collect: fromCells(
-      events,
-      (c) => c.received,
-      (c) => c.labels,
-    ),
+    collect: fromCells(events, (c) => c.received),
   });
   new Counter({
     ...meta(METRICS.eventsPublished),
-    collect: fromCells(
-      events,
-      (c) => c.published,
-      (c) => c.labels,
-    ),
+    collect: fromCells(events, (c) => c.published),
   });
   const publishDuration = new HotHistogram({
     name: nameOf(METRICS.publishDuration),
@@ -197,11 +191,10 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
   mirroredSlotCounter(METRICS.slotSpillCount, (s) => s.spillCount);
 
   const n = (c: CountCell): number => c.n;
-  const l = (c: CountCell): object => c.labels;
-  new Counter({ ...meta(METRICS.publishRetries), collect: fromCells(retries, n, l) });
-  new Counter({ ...meta(METRICS.publishErrors), collect: fromCells(errors, n, l) });
-  new Counter({ ...meta(METRICS.reconnects), collect: fromCells(reconnects, n, l) });
-  new Counter({ ...meta(METRICS.snapshotRows), collect: fromCells(snapshotRows, n, l) });
+  new Counter({ ...meta(METRICS.publishRetries), collect: fromCells(retries, n) });
+  new Counter({ ...meta(METRICS.publishErrors), collect: fromCells(errors, n) });
+  new Counter({ ...meta(METRICS.reconnects), collect: fromCells(reconnects, n) });
+  new Counter({ ...meta(METRICS.snapshotRows), collect: fromCells(snapshotRows, n) });
   const snapshotProgress = new Gauge(meta(METRICS.snapshotProgress));
   const outboxBacklog = new Gauge(meta(METRICS.outboxBacklog));
   outboxBacklog.remove({});
