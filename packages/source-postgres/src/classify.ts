@@ -14,9 +14,10 @@ export function pidFromSlotInUseMessage(message: string): number | null {
 }
 
 /**
- * Whether reconnecting can help. Postgres errors by SQLSTATE; programming errors (TypeError and
- * friends) are permanent since a retry would fail the same way; everything else (resets,
- * refused connections, "Connection terminated") is a connection problem and retriable.
+ * Whether reconnecting can help. Postgres errors by SQLSTATE (a busy slot is retriable, a lost or
+ * dropped slot, authentication and syntax errors are not); programming errors (TypeError and
+ * friends) are permanent since a retry would fail the same way; everything else (resets, refused
+ * connections, "Connection terminated", shutdowns) is a connection problem and retriable.
  */
 export function classifyConnectionError(err: unknown, slot: string, where: string): SluiceError {
   if (err instanceof SluiceError) return err;
@@ -45,6 +46,13 @@ export function classifyConnectionError(err: unknown, slot: string, where: strin
     return new PermanentError(`Postgres at ${where}: ${message}`, {
       cause: err,
       hint: 'fix the database name in the connection string',
+    });
+  }
+  // 42: syntax error or access rule violation, 0A: feature not supported — the same statement fails again.
+  if (code?.startsWith('42') || code?.startsWith('0A')) {
+    return new PermanentError(`Postgres at ${where} rejected a statement: ${message}`, {
+      cause: err,
+      hint: 'check the server version (Sluice needs Postgres 10 or newer, 14+ for logical messages) and the role privileges',
     });
   }
   if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) {

@@ -14,6 +14,7 @@ export interface ReplicationConnectionOptions {
 /** CopyData: Byte1('d'), Int32 length (including itself), payload. */
 const COPY_DATA = 0x64;
 const CLOSE_TIMEOUT_MS = 2_000;
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /** node-postgres accepts `replication` at runtime; its type definitions do not list it. */
 type ReplicationClientConfig = pg.ClientConfig & { replication: 'database' };
@@ -53,6 +54,7 @@ export class ReplicationConnection {
       application_name: options.applicationName,
       replication: 'database',
       keepAlive: true,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     };
     const client = new pg.Client(config);
     // Errors before `connect()` settles reject it; attach a listener so none is ever unhandled.

@@ -83,6 +83,10 @@ export class ReplicationSession {
       { connectionString: options.connectionString, applicationName: options.applicationName },
       report.where,
     );
+    if (signal.aborted) {
+      await conn.close();
+      return;
+    }
     this.conn = conn;
     const onAbort = () => this.wakeUp();
     signal.addEventListener('abort', onAbort);

@@ -1,0 +1,391 @@
+// Messages built field by field as listed in
+// https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
+import type { ChangeEvent, RelayEvent } from '@sluice/core';
+import { silentLogger } from '@sluice/core';
+import { formatLsn, type TupleValue, UNCHANGED_TOAST } from '@sluice/pgoutput';
+import { describe, expect, it } from 'vitest';
+import { ChangeDecoder, type ChangeDecoderOptions } from './change-decoder.js';
+import { UnexpectedMessageError } from './errors.js';
+import type { SnapshotHooks, WatermarkContext } from './snapshot/contract.js';
+
+const encoder = new TextEncoder();
+
+class Msg {
+  private readonly out: number[] = [];
+  tag(c: string): this {
+    this.out.push(c.charCodeAt(0));
+    return this;
+  }
+  int8(v: number): this {
+    this.out.push(v & 0xff);
+    return this;
+  }
+  int16(v: number): this {
+    this.out.push((v >>> 8) & 0xff, v & 0xff);
+    return this;
+  }
+  int32(v: number): this {
+    this.out.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+    return this;
+  }
+  int64(v: bigint): this {
+    for (let shift = 56n; shift >= 0n; shift -= 8n) this.out.push(Number((v >> shift) & 0xffn));
+    return this;
+  }
+  cstring(s: string): this {
+    this.out.push(...encoder.encode(s), 0);
+    return this;
+  }
+  tuple(values: TupleValue[]): this {
+    this.int16(values.length);
+    for (const v of values) {
+      if (v === null) this.tag('n');
+      else if (v === UNCHANGED_TOAST) this.tag('u');
+      else if (typeof v === 'string') {
+        const bytes = encoder.encode(v);
+        this.tag('t').int32(bytes.length);
+        this.out.push(...bytes);
+      } else throw new Error('binary values are not used here');
+    }
+    return this;
+  }
+  build(): Uint8Array {
+    return Uint8Array.from(this.out);
+  }
+}
+
+const INT4 = 23;
+const TEXT = 25;
+
+const begin = (finalLsn: bigint, xid: number) =>
+  new Msg().tag('B').int64(finalLsn).int64(0n).int32(xid).build();
+const commit = (commitLsn: bigint, endLsn: bigint) =>
+  new Msg().tag('C').int8(0).int64(commitLsn).int64(endLsn).int64(0n).build();
+
+function relation(
+  oid: number,
+  schema: string,
+  name: string,
+  identity: 'd' | 'n' | 'f' | 'i',
+  columns: Array<[name: string, type: number, isKey: boolean]>,
+): Uint8Array {
+  const m = new Msg().tag('R').int32(oid).cstring(schema).cstring(name).int8(identity.charCodeAt(0));
+  m.int16(columns.length);
+  for (const [col, type, isKey] of columns)
+    m.int8(isKey ? 1 : 0)
+      .cstring(col)
+      .int32(type)
+      .int32(-1);
+  return m.build();
+}
+
+const insert = (oid: number, values: TupleValue[]) =>
+  new Msg().tag('I').int32(oid).tag('N').tuple(values).build();
+const update = (oid: number, old: ['K' | 'O', TupleValue[]] | null, values: TupleValue[]) => {
+  const m = new Msg().tag('U').int32(oid);
+  if (old) m.tag(old[0]).tuple(old[1]);
+  return m.tag('N').tuple(values).build();
+};
+const del = (oid: number, kind: 'K' | 'O', values: TupleValue[]) =>
+  new Msg().tag('D').int32(oid).tag(kind).tuple(values).build();
+const truncate = (oids: number[]) => {
+  const m = new Msg().tag('T').int32(oids.length).int8(0);
+  for (const oid of oids) m.int32(oid);
+  return m.build();
+};
+const message = (transactional: boolean, lsn: bigint, prefix: string, content: string) => {
+  const bytes = encoder.encode(content);
+  const m = new Msg()
+    .tag('M')
+    .int8(transactional ? 1 : 0)
+    .int64(lsn)
+    .cstring(prefix)
+    .int32(bytes.length);
+  for (const b of bytes) m.int8(b);
+  return m.build();
+};
+
+const ORDERS = 16384;
+const OTHER = 16390;
+
+function decoder(overrides: Partial<ChangeDecoderOptions> = {}): ChangeDecoder {
+  return new ChangeDecoder({
+    slot: 'sluice',
+    protocolVersion: 3,
+    tables: [{ schema: 'public', table: 'orders', primaryKey: ['id'] }],
+    snapshotHooks: () => undefined,
+    logger: silentLogger,
+    ...overrides,
+  });
+}
+
+/** Feeds messages at consecutive fake WAL positions; returns the events and commit cursors. */
+function feed(d: ChangeDecoder, messages: Uint8Array[], startLsn = 0x1000n) {
+  const events: RelayEvent[] = [];
+  const commits: bigint[] = [];
+  messages.forEach((m, i) => {
+    const cursor = d.handle(startLsn + BigInt(i) * 0x10n, m, events);
+    if (cursor !== null) commits.push(cursor);
+  });
+  return { events, commits, changes: events as ChangeEvent[] };
+}
+
+const ordersRelation = (identity: 'd' | 'f' | 'i' = 'd') =>
+  relation(ORDERS, 'public', 'orders', identity, [
+    ['id', INT4, identity !== 'i'],
+    ['status', TEXT, identity === 'f' || identity === 'i'],
+    ['notes', TEXT, identity === 'f'],
+  ]);
+
+describe('ChangeDecoder', () => {
+  it('numbers the events of a transaction and builds ids from the slot, the commit LSN and the seq', () => {
+    const { changes, commits } = feed(decoder(), [
+      begin(0x2000n, 700),
+      ordersRelation(),
+      insert(ORDERS, ['1', 'new', null]),
+      update(ORDERS, null, ['1', 'paid', null]),
+      commit(0x2000n, 0x2040n),
+    ]);
+    expect(commits).toEqual([0x2040n]);
+    expect(changes.map((e) => [e.id, e.op, e.source.seq, e.source.lsn])).toEqual([
+      ['sluice:0/2000:0', 'insert', 0, formatLsn(0x1020n)],
+      ['sluice:0/2000:1', 'update', 1, formatLsn(0x1030n)],
+    ]);
+    expect(changes[0]).toMatchObject({
+      key: { id: 1 },
+      before: null,
+      after: { id: 1, status: 'new', notes: null },
+      source: { commitLsn: '0/2000', xid: 700, snapshot: null, commitTime: '2000-01-01T00:00:00.000000Z' },
+    });
+  });
+
+  it('returns Commit.endLsn exactly as sent, and nothing to commit for other messages', () => {
+    const d = decoder();
+    const out: RelayEvent[] = [];
+    expect(d.handle(1n, begin(0x5000n, 1), out)).toBeNull();
+    expect(d.inTransaction).toBe(true);
+    expect(d.handle(2n, commit(0x5000n, 0x5123n), out)).toBe(0x5123n);
+    expect(d.inTransaction).toBe(false);
+  });
+
+  it('sends only the identity columns as before for a K tuple, and the whole old row for an O tuple', () => {
+    const keyOnly = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      update(ORDERS, ['K', ['1', null, null]], ['2', 'x', null]),
+      del(ORDERS, 'K', ['2', null, null]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(keyOnly.map((e) => [e.op, e.key, e.before])).toEqual([
+      ['update', { id: 2 }, { id: 1 }],
+      ['delete', { id: 2 }, { id: 2 }],
+    ]);
+
+    const full = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation('f'),
+      update(ORDERS, ['O', ['1', 'new', 'n']], ['1', 'paid', 'n']),
+      del(ORDERS, 'O', ['1', 'paid', 'n']),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    // Every column is flagged as key under FULL: the catalog's primary key is used instead.
+    expect(full.map((e) => [e.op, e.key, e.before])).toEqual([
+      ['update', { id: 1 }, { id: 1, status: 'new', notes: 'n' }],
+      ['delete', { id: 1 }, { id: 1, status: 'paid', notes: 'n' }],
+    ]);
+  });
+
+  it('lists unchanged TOAST columns in `unchanged` and leaves them out of after', () => {
+    const [e] = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      update(ORDERS, null, ['1', 'paid', UNCHANGED_TOAST]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e).toMatchObject({ after: { id: 1, status: 'paid' }, unchanged: ['notes'] });
+    expect(e?.after).not.toHaveProperty('notes');
+  });
+
+  it('fills unchanged TOAST columns from a REPLICA IDENTITY FULL old row, which carries them detoasted', () => {
+    const [e] = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation('f'),
+      update(ORDERS, ['O', ['1', 'new', 'long text']], ['1', 'paid', UNCHANGED_TOAST]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e).toMatchObject({ after: { id: 1, status: 'paid', notes: 'long text' }, unchanged: [] });
+  });
+
+  it('keys a table without a catalog primary key by its replica identity columns', () => {
+    const [e] = feed(decoder({ tables: [{ schema: 'public', table: 'orders', primaryKey: [] }] }), [
+      begin(0x2000n, 1),
+      ordersRelation('i'),
+      del(ORDERS, 'K', [null, 'paid', null]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e).toMatchObject({ key: { status: 'paid' }, before: { status: 'paid' } });
+  });
+
+  it('gives a table with neither primary key nor identity a null key', () => {
+    const [e] = feed(decoder({ tables: [{ schema: 'public', table: 'orders', primaryKey: [] }] }), [
+      begin(0x2000n, 1),
+      relation(ORDERS, 'public', 'orders', 'd', [['id', INT4, false]]),
+      insert(ORDERS, ['1']),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e?.key).toBeNull();
+  });
+
+  it('emits one truncate event per captured relation and ignores relations that are not captured', () => {
+    const { changes } = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      relation(OTHER, 'public', 'other', 'd', [['id', INT4, true]]),
+      insert(OTHER, ['9']),
+      truncate([OTHER, ORDERS]),
+      commit(0x2000n, 0x2040n),
+    ]);
+    expect(changes.map((e) => [e.table, e.op, e.key, e.before, e.after, e.source.seq])).toEqual([
+      ['orders', 'truncate', null, null, null, 0],
+    ]);
+  });
+
+  it('uses a new Relation message for the rows after it (a column added mid-stream)', () => {
+    const { changes } = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      insert(ORDERS, ['1', 'a', null]),
+      relation(ORDERS, 'public', 'orders', 'd', [
+        ['id', INT4, true],
+        ['status', TEXT, false],
+        ['notes', TEXT, false],
+        ['qty', INT4, false],
+      ]),
+      insert(ORDERS, ['2', 'b', null, '3']),
+      commit(0x2000n, 0x2040n),
+    ]);
+    expect(changes.map((e) => e.after)).toEqual([
+      { id: 1, status: 'a', notes: null },
+      { id: 2, status: 'b', notes: null, qty: 3 },
+    ]);
+  });
+
+  it('calls observeChange for every change before handing it over, and turns watermark rows into read events', () => {
+    const seen: string[] = [];
+    const contexts: WatermarkContext[] = [];
+    const hooks: SnapshotHooks = {
+      observeChange: (e) => seen.push(`${e.op}:${e.id}`),
+      onWatermark: (content, context) => {
+        contexts.push(context);
+        return content.includes('high')
+          ? {
+              snapshotId: 'snap-1',
+              rows: [{ schema: 'public', table: 'orders', key: { id: 5 }, after: { id: 5, status: 'old' } }],
+            }
+          : { snapshotId: 'snap-1', rows: [] };
+      },
+    };
+    const { changes } = feed(decoder({ snapshotHooks: () => hooks }), [
+      begin(0x3000n, 42),
+      ordersRelation(),
+      insert(ORDERS, ['1', 'new', null]),
+      message(true, 0x2ff0n, 'sluice.watermark', '{"t":"high","id":"c1"}'),
+      commit(0x3000n, 0x3040n),
+    ]);
+    expect(seen).toEqual(['insert:sluice:0/3000:0']);
+    expect(contexts).toEqual([{ commitLsn: 0x3000n, commitTime: '2000-01-01T00:00:00.000000Z', xid: 42 }]);
+    expect(changes[1]).toEqual({
+      kind: 'change',
+      id: 'sluice:0/3000:1',
+      op: 'read',
+      schema: 'public',
+      table: 'orders',
+      key: { id: 5 },
+      before: null,
+      after: { id: 5, status: 'old' },
+      unchanged: [],
+      source: {
+        lsn: '0/3000',
+        commitLsn: '0/3000',
+        xid: 42,
+        commitTime: '2000-01-01T00:00:00.000000Z',
+        seq: 1,
+        snapshot: 'snap-1',
+      },
+    });
+  });
+
+  it('drops watermarks without snapshot hooks, heartbeats always, and other messages without outbox hooks', () => {
+    const { events } = feed(decoder(), [
+      begin(0x3000n, 1),
+      message(true, 0x2ff0n, 'sluice.watermark', '{}'),
+      message(true, 0x2ff8n, 'sluice.heartbeat', ''),
+      message(true, 0x2ffcn, 'app.something', 'x'),
+      commit(0x3000n, 0x3040n),
+      message(false, 0x3050n, 'sluice.heartbeat', ''),
+    ]);
+    expect(events).toEqual([]);
+  });
+
+  it('hands logical messages and inserts to the outbox hooks, which allocate seqs like row changes', () => {
+    const d = decoder({
+      outboxHooks: {
+        onLogicalMessage: (msg, ctx) => {
+          const source = ctx.nextSource();
+          return [
+            {
+              kind: 'outbox',
+              id: `msg-${new TextDecoder().decode(msg.content)}`,
+              aggregateType: 'order',
+              aggregateId: '1',
+              type: msg.prefix,
+              payload: '{}',
+              headers: {},
+              source,
+            },
+          ];
+        },
+        onInsert: (rel, row, ctx) =>
+          rel.table === 'other'
+            ? [
+                {
+                  kind: 'outbox',
+                  id: `row-${String(row['id'])}`,
+                  aggregateType: 'order',
+                  aggregateId: '1',
+                  type: 'created',
+                  payload: '{}',
+                  headers: {},
+                  source: ctx.nextSource(),
+                },
+              ]
+            : undefined,
+      },
+    });
+    const { events } = feed(d, [
+      begin(0x3000n, 1),
+      ordersRelation(),
+      relation(OTHER, 'public', 'other', 'd', [['id', INT4, true]]),
+      message(true, 0x2ff0n, 'app.event', 'a'),
+      insert(OTHER, ['9']),
+      insert(ORDERS, ['1', 'x', null]),
+      commit(0x3000n, 0x3040n),
+    ]);
+    expect(events.map((e) => [e.kind, e.id, e.source.seq])).toEqual([
+      ['outbox', 'msg-a', 0],
+      ['outbox', 'row-9', 1],
+      ['change', 'sluice:0/3000:2', 2],
+    ]);
+  });
+
+  it('rejects a streamed-transaction message it never asked for', () => {
+    const streamStart = new Msg().tag('S').int32(7).int8(1).build();
+    expect(() => feed(decoder(), [streamStart])).toThrow(UnexpectedMessageError);
+  });
+
+  it('rejects a row change outside a transaction', () => {
+    expect(() => feed(decoder(), [ordersRelation(), insert(ORDERS, ['1', 'x', null])])).toThrow(
+      /outside a transaction/,
+    );
+  });
+});
