@@ -22,6 +22,7 @@ export type { OutboxHooks, StreamContext, TransactionInfo } from './outbox-hooks
 export type { BufferStats } from './replication-session.js';
 export type { SnapshotHooks, SnapshotRead, WatermarkContext } from './snapshot/contract.js';
 export { WATERMARK_PREFIX } from './snapshot/contract.js';
+export * from './snapshot/index.js';
 export { createPostgresSource, type PostgresSource } from './source.js';
 export { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral } from './sql.js';
 export type { StartupReport, TableInfo } from './startup.js';
