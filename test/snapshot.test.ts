@@ -1,12 +1,16 @@
-import type { Logger, Row } from '@sluice/core';
+import type { ChangeEvent, Logger, RelayEvent, Row, SourceOutput } from '@sluice/core';
 import { type InsertMessage, PgOutputDecoder, type RelationMessage, tupleToRow } from '@sluice/pgoutput';
 import { migrate } from '@sluice/schema';
-import { type PostgresServer, startPostgres } from '@sluice/testkit';
+import { createPostgresSource, type PostgresSource } from '@sluice/source-postgres';
+import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeTable } from '../packages/source-postgres/src/snapshot/catalog.js';
 import { ChunkReader } from '../packages/source-postgres/src/snapshot/chunk-reader.js';
-import { createIncrementalSnapshot } from '../packages/source-postgres/src/snapshot/index.js';
+import {
+  createIncrementalSnapshot,
+  type IncrementalSnapshot,
+} from '../packages/source-postgres/src/snapshot/index.js';
 
 let server: PostgresServer;
 let pool: pg.Pool;
@@ -17,6 +21,9 @@ beforeAll(async () => {
   await migrate(pool);
 });
 afterAll(async () => {
+  // pool.end() resolves before its clients' Terminate reaches the server; dispose() may then kill a
+  // backend first, and the client's 57P01 would surface as an unhandled pool error.
+  pool?.on('error', () => {});
   await pool?.end();
   await server?.dispose();
 });
@@ -180,8 +187,22 @@ describe('snapshot plan', () => {
     expect(snapshot.status()).toEqual({
       state: 'planned',
       tables: [
-        { schema: 'public', table: 'plan_a', state: 'pending', rowsEmitted: 0, rowsEstimate: 500 },
-        { schema: 'public', table: 'plan_nokey', state: 'skipped', rowsEmitted: 0, rowsEstimate: null },
+        {
+          schema: 'public',
+          table: 'plan_a',
+          state: 'pending',
+          rowsEmitted: 0,
+          rowsEstimate: 500,
+          waitingFor: null,
+        },
+        {
+          schema: 'public',
+          table: 'plan_nokey',
+          state: 'skipped',
+          rowsEmitted: 0,
+          rowsEstimate: null,
+          waitingFor: null,
+        },
       ],
     });
   });
@@ -203,8 +224,22 @@ describe('snapshot plan', () => {
     });
     await snapshot.plan(false);
     expect(snapshot.status().tables).toEqual([
-      { schema: 'public', table: 'resume_b', state: 'running', rowsEmitted: 40, rowsEstimate: 100 },
-      { schema: 'public', table: 'resume_c', state: 'pending', rowsEmitted: 0, rowsEstimate: 7 },
+      {
+        schema: 'public',
+        table: 'resume_b',
+        state: 'running',
+        rowsEmitted: 40,
+        rowsEstimate: 100,
+        waitingFor: null,
+      },
+      {
+        schema: 'public',
+        table: 'resume_c',
+        state: 'pending',
+        rowsEmitted: 0,
+        rowsEstimate: 7,
+        waitingFor: null,
+      },
     ]);
   });
 
@@ -229,5 +264,321 @@ describe('snapshot plan', () => {
     const again = createIncrementalSnapshot(options);
     await again.plan(false);
     expect(again.status().tables).toEqual([]);
+  });
+});
+
+const ROWS = 5000;
+const CHUNK = 250;
+
+/**
+ * Stands in for the pipeline and JetStream: keeps every change event in arrival order, drops a
+ * repeated id (as JetStream's dedupe window does), and acknowledges each commit once its events are
+ * kept, so the snapshot's waitAcknowledged resolves.
+ */
+class Collector implements SourceOutput<bigint> {
+  readonly events: (ChangeEvent & { run: number })[] = [];
+  readonly #ids = new Set<string>();
+  run = 1;
+  #stallWhen: ((event: ChangeEvent) => boolean) | undefined;
+  #onStall: () => void = () => {};
+  #stalled: Promise<void> | undefined;
+  #release: () => void = () => {};
+
+  constructor(public source: PostgresSource | undefined = undefined) {}
+
+  async push(event: RelayEvent): Promise<void> {
+    if (event.kind !== 'change' || this.#ids.has(event.id)) return;
+    this.#ids.add(event.id);
+    this.events.push({ ...event, run: this.run });
+    if (this.#stallWhen?.(event)) {
+      this.#stallWhen = undefined;
+      this.#stalled = new Promise((resolve) => {
+        this.#release = resolve;
+      });
+      this.#onStall();
+    }
+    await this.#stalled;
+  }
+
+  commit(cursor: bigint): void {
+    const source = this.source;
+    queueMicrotask(() => source?.acknowledge(cursor));
+  }
+
+  /** From the first event `when` accepts, keeps it but stops taking more (JetStream unreachable) until release(). */
+  stallAt(when: (event: ChangeEvent) => boolean): Promise<void> {
+    this.#stallWhen = when;
+    return new Promise((resolve) => {
+      this.#onStall = resolve;
+    });
+  }
+
+  release(): void {
+    this.#stalled = undefined;
+    this.#release();
+  }
+
+  reads(run?: number) {
+    return this.events.filter((e) => e.op === 'read' && (run === undefined || e.run === run));
+  }
+}
+
+interface Relay {
+  source: PostgresSource;
+  snapshot: IncrementalSnapshot;
+  snapshotDone: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A streaming source and an incremental snapshot on `slot`, wired like the relay wires them. */
+async function startRelay(slot: string, tables: string[], collector: Collector): Promise<Relay> {
+  const controller = new AbortController();
+  const source = createPostgresSource({
+    connectionString: server.url(),
+    slot,
+    publication: slot,
+    tables: tables.map((table) => ({ schema: 'public', table })),
+    heartbeatIntervalMs: 0,
+    statusIntervalMs: 200,
+  });
+  collector.source = source;
+  await source.prepare();
+  const snapshot = createIncrementalSnapshot({
+    pool,
+    slot,
+    tables: tables.map((table) => ({ schema: 'public', table })),
+    chunkSize: CHUNK,
+    source,
+  });
+  source.attachSnapshotHooks(snapshot.hooks);
+  await snapshot.plan(source.isNewSlot);
+  const streaming = source.run(collector, controller.signal);
+  const snapshotDone = snapshot.run(controller.signal);
+  return {
+    source,
+    snapshot,
+    snapshotDone,
+    async stop() {
+      controller.abort();
+      collector.release();
+      await Promise.all([streaming, snapshotDone]);
+    },
+  };
+}
+
+/**
+ * Random updates, deletes, inserts and primary-key changes of `table`, until stopped. Half of them hit
+ * the chunk the snapshot is reading (just after its saved key), where they race its windows.
+ */
+function startWriter(slot: string, table: string, seed: number) {
+  const writer = new pg.Pool({ connectionString: server.url(), max: 2 });
+  const touched = new Set<number>();
+  let random = seed;
+  const next = (n: number) => {
+    random = (random * 1103515245 + 12345) & 0x7fffffff;
+    return random % n;
+  };
+  let nextId = ROWS + 1;
+  let stop = false;
+  let ops = 0;
+  let hot = 0;
+  const done = (async () => {
+    while (!stop) {
+      if (ops % 10 === 0) {
+        const { rows } = await writer.query<{ id: number | null }>(
+          `select (last_key->>'id')::int as id from sluice.snapshot_progress where slot = $1 and table_name = $2`,
+          [slot, table],
+        );
+        hot = rows[0]?.id ?? 0;
+      }
+      const id = ops % 2 === 0 ? 1 + next(ROWS) : Math.min(ROWS, hot + 1 + next(CHUNK));
+      const r = next(100);
+      touched.add(id);
+      if (r < 60) {
+        await writer.query(
+          `update public.${table} set balance = balance + 1, note = 'updated' where id = $1`,
+          [id],
+        );
+      } else if (r < 75) {
+        await writer.query(`delete from public.${table} where id = $1`, [id]);
+      } else if (r < 90) {
+        touched.add(nextId);
+        await writer.query(`insert into public.${table} values ($1, 0, 'inserted')`, [nextId++]);
+      } else if (r < 95) {
+        touched.add(nextId);
+        await writer.query(`update public.${table} set id = $2 where id = $1`, [id, nextId++]);
+      } else {
+        // Two keys in one transaction, one of them in a chunk not read yet.
+        const other = 1 + next(ROWS);
+        touched.add(other);
+        await writer.query(`update public.${table} set balance = balance - 1 where id in ($1, $2)`, [
+          id,
+          other,
+        ]);
+      }
+      ops++;
+    }
+  })();
+  return {
+    touched,
+    ops: () => ops,
+    async stop() {
+      stop = true;
+      await done;
+      await writer.end();
+    },
+  };
+}
+
+async function createAccounts(table: string): Promise<void> {
+  await pool.query(`create table public.${table} (id int primary key, balance int not null, note text)`);
+  await pool.query(
+    `insert into public.${table} select g, g % 100, 'row ' || g from generate_series(1, ${ROWS}) g`,
+  );
+  await pool.query(`analyze public.${table}`);
+  await pool.query(`create table public.${table}_marker (id int primary key)`);
+}
+
+/** Commits a marker row and waits until the collector has it: everything committed before is collected. */
+async function drain(table: string, collector: Collector, marker: number): Promise<void> {
+  await pool.query(`insert into public.${table}_marker values ($1)`, [marker]);
+  await waitFor(
+    () =>
+      collector.events.some(
+        (e) => e.table === `${table}_marker` && e.op === 'insert' && e.key?.['id'] === marker,
+      ),
+    { timeoutMs: 30_000, message: `marker ${marker} of ${table} to be streamed` },
+  );
+}
+
+type KeyState = Row | 'deleted';
+
+/**
+ * Rebuilds the table from the events the way a subscriber keeps state per key, and checks on the way
+ * that no read is older than a change of its key that arrived before it.
+ */
+function replay(events: ChangeEvent[], table: string): Map<number, Row> {
+  const state = new Map<number, KeyState>();
+  for (const e of events) {
+    if (e.table !== table) continue;
+    const id = e.key?.['id'] as number;
+    const before = e.before === null ? undefined : (e.before['id'] as number | undefined);
+    if (e.op === 'read') {
+      const known = state.get(id);
+      expect(known, `read of key ${id} at ${e.source.commitLsn} after the key was deleted`).not.toBe(
+        'deleted',
+      );
+      if (known !== undefined)
+        expect(e.after, `stale read of key ${id} at ${e.source.commitLsn}`).toEqual(known);
+      state.set(id, e.after!);
+    } else if (e.op === 'delete') {
+      state.set(id, 'deleted');
+    } else {
+      if (before !== undefined && before !== id) state.set(before, 'deleted');
+      state.set(id, e.after!);
+    }
+  }
+  const rows = new Map<number, Row>();
+  for (const [id, row] of state) if (row !== 'deleted') rows.set(id, row);
+  return rows;
+}
+
+async function tableRows(table: string): Promise<Map<number, Row>> {
+  const { rows } = await pool.query<Row & { id: number }>(`select id, balance, note from public.${table}`);
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+function expectReadIdsTiedToWatermarks(slot: string, reads: ChangeEvent[]): void {
+  for (const read of reads) {
+    expect(read.id).toBe(`${slot}:${read.source.commitLsn}:${read.source.seq}`);
+    expect(read.source.lsn).toBe(read.source.commitLsn);
+    expect(read.source.snapshot).toMatch(new RegExp(`^${slot}-`));
+  }
+}
+
+describe('incremental snapshot while the table changes', () => {
+  it('delivers every row, one read per row nobody changed, and no read older than a change of its key', async () => {
+    await createAccounts('accounts');
+    const collector = new Collector();
+    const relay = await startRelay('snap_clean', ['accounts', 'accounts_marker'], collector);
+    const writer = startWriter('snap_clean', 'accounts', 7);
+    await relay.snapshotDone;
+    await writer.stop();
+    await drain('accounts', collector, 1);
+    await relay.stop();
+
+    expect(writer.ops()).toBeGreaterThan(50);
+    const rebuilt = replay(collector.events, 'accounts');
+    expect(rebuilt).toEqual(await tableRows('accounts'));
+
+    const readsPerKey = new Map<number, number>();
+    for (const read of collector.reads()) {
+      if (read.table !== 'accounts') continue;
+      const id = read.key?.['id'] as number;
+      readsPerKey.set(id, (readsPerKey.get(id) ?? 0) + 1);
+    }
+    for (let id = 1; id <= ROWS; id++) {
+      if (!writer.touched.has(id)) expect(readsPerKey.get(id), `reads of untouched key ${id}`).toBe(1);
+    }
+    expectReadIdsTiedToWatermarks('snap_clean', collector.reads());
+
+    const [progress] = await server.query<{ status: string; emitted: number }>(
+      `select status, rows_emitted::int as emitted from sluice.snapshot_progress
+       where slot = 'snap_clean' and table_name = 'accounts'`,
+    );
+    expect(progress).toEqual({
+      status: 'done',
+      emitted: collector.reads().filter((r) => r.table === 'accounts').length,
+    });
+  });
+
+  it('still covers every row after a crash in the middle of a chunk, under new read ids', async () => {
+    await createAccounts('crashy');
+    const collector = new Collector();
+    const writer = startWriter('snap_crash', 'crashy', 11);
+    // The crash comes in the middle of the fourth chunk's reads: JetStream stops taking events, the
+    // snapshot waits for their acknowledgement, and the relay dies; part of the chunk is "published".
+    const stalled = collector.stallAt(
+      (e) => e.op === 'read' && collector.reads(1).length === 3 * CHUNK + CHUNK / 2,
+    );
+    let relay = await startRelay('snap_crash', ['crashy', 'crashy_marker'], collector);
+    await stalled;
+    await waitFor(() => relay.snapshot.status().tables[0]?.waitingFor === 'acknowledgement', {
+      message: 'the snapshot to wait for the acknowledgement of the stalled chunk',
+    });
+    await relay.stop();
+    const firstRunReads = collector.reads(1);
+    const [saved] = await server.query<{ status: string; last_id: number }>(
+      `select status, (last_key->>'id')::int as last_id from sluice.snapshot_progress
+       where slot = 'snap_crash' and table_name = 'crashy'`,
+    );
+    expect(saved?.status).toBe('running');
+    const stalledChunk = firstRunReads[3 * CHUNK + CHUNK / 2 - 1]!.source.commitLsn;
+    const stalledKeys = firstRunReads
+      .filter((r) => r.source.commitLsn === stalledChunk)
+      .map((r) => r.key?.['id'] as number);
+    // Progress stops before the chunk whose reads were never acknowledged.
+    expect(saved?.last_id).toBeGreaterThan(0);
+    expect(saved?.last_id).toBeLessThan(Math.min(...stalledKeys));
+
+    collector.run = 2;
+    relay = await startRelay('snap_crash', ['crashy', 'crashy_marker'], collector);
+    await relay.snapshotDone;
+    await writer.stop();
+    await drain('crashy', collector, 1);
+    await relay.stop();
+
+    const rebuilt = replay(collector.events, 'crashy');
+    expect(rebuilt).toEqual(await tableRows('crashy'));
+    const secondRunReads = collector.reads(2);
+    expect(secondRunReads.length).toBeGreaterThan(0);
+    expectReadIdsTiedToWatermarks('snap_crash', [...firstRunReads, ...secondRunReads]);
+    const firstIds = new Set(firstRunReads.map((r) => r.id));
+    expect(secondRunReads.filter((r) => firstIds.has(r.id))).toEqual([]);
+    const lastFirstRunLsn = firstRunReads.map((r) => r.source.commitLsn).at(-1)!;
+    expect(secondRunReads.map((r) => r.source.commitLsn)).not.toContain(lastFirstRunLsn);
+    // The second run resumed after the last acknowledged chunk instead of starting over.
+    const firstKeyReadAgain = Math.min(...secondRunReads.map((r) => r.key?.['id'] as number));
+    expect(firstKeyReadAgain).toBeGreaterThan(saved!.last_id);
   });
 });

@@ -37,7 +37,7 @@ const SNAPSHOT_SQL = `select set_config('DateStyle', 'ISO, MDY', true), set_conf
   pg_current_snapshot()::text as snapshot`;
 
 export class ChunkReader {
-  readonly #shape: TableShape;
+  readonly shape: TableShape;
   readonly #firstSql: string;
   readonly #nextSql: string;
   readonly #parsers: ((text: string) => JsonValue)[];
@@ -47,7 +47,7 @@ export class ChunkReader {
     if (shape.keyColumns.length === 0) {
       throw new Error(`ChunkReader: ${shape.schema}.${shape.table} has no primary key`);
     }
-    this.#shape = shape;
+    this.shape = shape;
     const byName = new Map(shape.columns.map((c, i) => [c.name, i]));
     this.#keyIndexes = shape.keyColumns.map((k) => {
       const index = byName.get(k);
@@ -61,7 +61,7 @@ export class ChunkReader {
 
   /** Reads up to `limit` rows after `after` (from the start when undefined) in one repeatable-read transaction. */
   async read(pool: Pool, after: KeyText | undefined, limit: number): Promise<ChunkRows> {
-    const shape = this.#shape;
+    const shape = this.shape;
     const values: unknown[] = after === undefined ? [] : shape.keyColumns.map((k) => after[k]);
     values.push(limit);
     const client = await pool.connect();
@@ -91,7 +91,7 @@ export class ChunkReader {
   }
 
   #toRead(raw: (string | null)[]): SnapshotRead {
-    const { columns } = this.#shape;
+    const { columns } = this.shape;
     const after: Row = {};
     for (let i = 0; i < columns.length; i++) {
       const text = raw[i];
@@ -102,7 +102,7 @@ export class ChunkReader {
       const name = columns[index]!.name;
       setColumn(key, name, after[name] ?? null);
     }
-    return { schema: this.#shape.schema, table: this.#shape.table, key, after };
+    return { schema: this.shape.schema, table: this.shape.table, key, after };
   }
 
   #lastKey(raw: (string | null)[] | undefined): KeyText | undefined {
@@ -110,7 +110,7 @@ export class ChunkReader {
     const key: KeyText = {};
     for (const index of this.#keyIndexes) {
       // Primary-key columns are NOT NULL.
-      setColumn(key, this.#shape.columns[index]!.name, raw[index] ?? '');
+      setColumn(key, this.shape.columns[index]!.name, raw[index] ?? '');
     }
     return key;
   }

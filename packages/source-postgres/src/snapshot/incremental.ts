@@ -41,6 +41,11 @@ export interface TableSnapshotStatus extends TableName {
   state: TableSnapshotState;
   rowsEmitted: number;
   rowsEstimate: number | null;
+  /**
+   * What the running chunk waits for: its rows from the database, the stream to reach its high
+   * watermark, or the pipeline to acknowledge its reads. Tells a stuck stream from a stuck pipeline.
+   */
+  waitingFor: 'read' | 'watermark' | 'acknowledgement' | null;
 }
 
 export interface IncrementalSnapshotStatus {
@@ -116,6 +121,7 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
       state,
       rowsEmitted: row.rowsEmitted,
       rowsEstimate: row.rowsEstimate,
+      waitingFor: null,
     };
     tables.set(displayName(row), status);
     return status;
@@ -238,7 +244,7 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
     let lastKey = progress.lastKey ?? undefined;
     for (;;) {
       if (signal.aborted) return;
-      const chunk = await attempt(table, signal, () => readChunk(reader, progress, shape, lastKey, signal));
+      const chunk = await attempt(table, signal, () => readChunk(reader, progress, status, lastKey, signal));
       if (chunk === undefined) return;
       const done = chunk.read < chunkSize;
       await attempt(table, signal, () => store.advance(progress, chunk.lastKey ?? null, chunk.emitted, done));
@@ -274,10 +280,11 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
   async function readChunk(
     reader: ChunkReader,
     progress: ProgressRow,
-    shape: TableShape,
+    status: TableSnapshotStatus,
     after: KeyText | undefined,
     signal: AbortSignal,
   ): Promise<{ read: number; emitted: number; lastKey: KeyText | undefined } | undefined> {
+    const { shape } = reader;
     const handle = tracker.register({
       snapshotId: progress.snapshotId,
       schema: shape.schema,
@@ -285,17 +292,21 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
       keyColumns: shape.keyColumns,
     });
     try {
+      status.waitingFor = 'read';
       await pool.query(EMIT_WATERMARK_SQL, [formatWatermark('low', handle.id)]);
       const rows = await reader.read(pool, after, chunkSize);
       // Nothing to emit: the low watermark (if the stream has not passed it yet) now matches no chunk.
       if (rows.reads.length === 0) return { read: 0, emitted: 0, lastKey: undefined };
       tracker.stash(handle.id, rows.reads, rows.invisibleXids);
       await pool.query(EMIT_WATERMARK_SQL, [formatWatermark('high', handle.id)]);
+      status.waitingFor = 'watermark';
       const closed = await closedOrAborted(handle, shape, signal);
       if (closed === undefined) return undefined;
+      status.waitingFor = 'acknowledgement';
       await source.waitAcknowledged(closed.commitLsn, signal);
       return { read: rows.reads.length, emitted: closed.emitted, lastKey: rows.lastKey };
     } finally {
+      status.waitingFor = null;
       tracker.forget(handle.id);
     }
   }
