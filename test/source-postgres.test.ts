@@ -5,6 +5,7 @@ import {
   noopMetrics,
   PermanentError,
   type RelayEvent,
+  type ReplicationSlotStats,
   type SourceOutput,
 } from '@sluice/core';
 import { formatLsn, parseLsn } from '@sluice/pgoutput';
@@ -13,6 +14,7 @@ import {
   MissingTablesError,
   type PostgresSource,
   type PostgresSourceOptions,
+  SlotInvalidatedError,
   WalLevelError,
 } from '@sluice/source-postgres';
 import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
@@ -467,6 +469,45 @@ describe('postgres source: positions and acknowledgements', () => {
   });
 });
 
+describe('postgres source: heartbeats and slot statistics', () => {
+  it('emits heartbeats that move a slot on a server where nothing else writes, and never publishes them', async () => {
+    await server.query('CREATE TABLE still (id int PRIMARY KEY)');
+    const { slot, publication } = names('beat');
+    const stats: ReplicationSlotStats[] = [];
+    const metrics: Metrics = { ...noopMetrics, slotStats: (s) => stats.push(s) };
+    const run = start({
+      slot,
+      publication,
+      tables: [{ schema: 'public', table: 'still' }],
+      heartbeatIntervalMs: 100,
+      slotStatsIntervalMs: 100,
+      metrics,
+    });
+    await ready(run);
+    const before = (await slotRow(slot)).confirmed;
+    // Each heartbeat is a non-transactional message between transactions: a position to confirm.
+    await waitFor(() => run.output.commits.filter((c) => c > before).length >= 3, {
+      message: 'three heartbeat positions',
+    });
+    await waitFor(async () => (await slotRow(slot)).confirmed > before, {
+      message: 'confirmed_flush_lsn to move',
+    });
+    expect(run.output.events).toEqual([]);
+
+    await waitFor(() => stats.some((s) => s.active), { message: 'slot statistics' });
+    expect(stats.find((s) => s.active)).toMatchObject({
+      slot,
+      active: true,
+      walStatus: 'reserved',
+      retainedWalBytes: expect.any(Number),
+      spillBytes: 0,
+      spillCount: 0,
+    });
+    await run.stop();
+    await dropSlot(slot);
+  });
+});
+
 describe('postgres source: start-up checks', () => {
   it('refuses a server with wal_level = replica, naming the setting and the fix', async () => {
     const replica = await startPostgres({ settings: { wal_level: 'replica' } });
@@ -490,6 +531,36 @@ describe('postgres source: start-up checks', () => {
       expect(source.status().detail).toContain('wal_level');
     } finally {
       await replica.dispose();
+    }
+  });
+
+  it('refuses an invalidated slot: the WAL is gone, drop the slot and snapshot again', async () => {
+    const small = await startPostgres({ settings: { max_slot_wal_keep_size: '1MB', wal_keep_size: '0' } });
+    try {
+      await small.query("SELECT pg_create_logical_replication_slot('lost_slot', 'pgoutput')");
+      await small.query('CREATE TABLE filler (v text)');
+      // Move past the slot's retention limit and let a checkpoint remove the segments it needed.
+      await waitFor(
+        async () => {
+          await small.query("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 2000)");
+          await small.query('SELECT pg_switch_wal()');
+          await small.query('CHECKPOINT');
+          const [row] = await small.query<{ wal_status: string }>(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'lost_slot'",
+          );
+          return row?.wal_status === 'lost';
+        },
+        { timeoutMs: 30_000, message: 'the slot to be invalidated' },
+      );
+      const source = createPostgresSource({ connectionString: small.url(), slot: 'lost_slot' });
+      const err = await source.prepare().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SlotInvalidatedError);
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as Error).message).toContain('wal_status = lost');
+      expect((err as Error).message).toContain('the WAL it needed is gone');
+      expect((err as Error).message).toContain("SELECT pg_drop_replication_slot('lost_slot')");
+    } finally {
+      await small.dispose();
     }
   });
 
