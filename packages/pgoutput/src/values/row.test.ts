@@ -64,6 +64,29 @@ describe('tupleToRow', () => {
     expect(JSON.stringify(row)).toBe('{"__proto__":{"polluted":true}}');
   });
 
+  it('column names with quotes, backslashes, line breaks, braces and template syntax are plain keys', () => {
+    const names = ['a"b', "c'd", 'e\\f', 'g\nh', '}{', `$${'{x}'}`, '\u2028', 'constructor', '0', 'ünï'];
+    const odd: RelationColumn[] = names.map((name) => ({
+      isKey: false,
+      name,
+      typeOid: 23,
+      typeModifier: -1,
+    }));
+    const { row } = tupleToRow(
+      odd,
+      names.map((_, i) => String(i)),
+    );
+    expect(Object.entries(row).sort()).toStrictEqual(names.map((name, i) => [name, i]).sort());
+  });
+
+  it('the same relation gives the same row whether values are all text (one literal) or mixed', () => {
+    const tuple = ['1', '2', 'x', '[1]', '2024-01-02 03:04:05+00'];
+    const literal = tupleToRow(columns, tuple).row;
+    const loop = tupleToRow(columns, tuple, {}).row;
+    expect(literal).toStrictEqual(loop);
+    expect(Object.keys(literal)).toStrictEqual(Object.keys(loop));
+  });
+
   it('a new Relation message (a new columns array) takes effect at once', () => {
     const v1: RelationColumn[] = [{ isKey: true, name: 'a', typeOid: 23, typeModifier: -1 }];
     const v2: RelationColumn[] = [{ isKey: true, name: 'a', typeOid: 25, typeModifier: -1 }];

@@ -19,23 +19,60 @@ interface RowPlan {
   names: string[];
   parsers: (ValueParser | null)[];
   hasProtoName: boolean;
+  /**
+   * The row as one object literal, for tuples of text and null only (the common case): undefined for any
+   * other tuple. Null when code generation is unavailable or unsafe for these names.
+   */
+  literal: ((tuple: TupleData) => Row | undefined) | null;
 }
 
 // Keyed by the columns array of a RelationMessage: a new Relation message brings a new array, so a schema
 // change never sees a stale plan, and plans of dropped relations are collected with their arrays.
 const plans = new WeakMap<readonly RelationColumn[], RowPlan>();
+// Consecutive rows nearly always share a relation: skip the WeakMap lookup for them.
+let lastColumns: readonly RelationColumn[] | undefined;
+let lastPlan: RowPlan | undefined;
 
 function planFor(columns: readonly RelationColumn[]): RowPlan {
+  if (columns === lastColumns && lastPlan !== undefined) return lastPlan;
   let plan = plans.get(columns);
   if (plan === undefined) {
-    plan = {
-      names: columns.map((c) => c.name),
-      parsers: columns.map((c) => (isPassThrough(c.typeOid) ? null : valueParserFor(c.typeOid))),
-      hasProtoName: columns.some((c) => c.name === '__proto__'),
-    };
+    const names = columns.map((c) => c.name);
+    const parsers = columns.map((c) => (isPassThrough(c.typeOid) ? null : valueParserFor(c.typeOid)));
+    const hasProtoName = names.includes('__proto__');
+    plan = { names, parsers, hasProtoName, literal: hasProtoName ? null : compileLiteral(names, parsers) };
     plans.set(columns, plan);
   }
+  lastColumns = columns;
+  lastPlan = plan;
   return plan;
+}
+
+/**
+ * Builds, once per relation, a function that creates the row as an object literal. Assigning columns one
+ * by one with computed keys is a megamorphic keyed store per column, several times slower than a literal
+ * whose shape V8 knows up front; each generated function also has its own, monomorphic, parser call sites.
+ * The source holds only JSON-quoted column names and numeric indices: no value ever reaches it.
+ */
+function compileLiteral(names: string[], parsers: (ValueParser | null)[]): RowPlan['literal'] {
+  const reads = names.map((_, i) => `const v${i} = tuple[${i}];`).join('\n');
+  const guard = names.map((_, i) => `(typeof v${i} !== 'string' && v${i} !== null)`).join(' || ');
+  const fields = names
+    .map(
+      (name, i) =>
+        `${JSON.stringify(name)}: ${parsers[i] === null ? `v${i}` : `v${i} === null ? null : p${i}(v${i})`}`,
+    )
+    .join(',\n');
+  const params = parsers.map((_, i) => `p${i}`);
+  const source = `return function rowLiteral(tuple) {\n${reads}\n${
+    names.length > 0 ? `if (${guard}) return undefined;\n` : ''
+  }return {${fields}};\n};`;
+  try {
+    return new Function(...params, source)(...parsers) as RowPlan['literal'];
+  } catch {
+    // Code generation disallowed (--disallow-code-generation-from-strings, a CSP): use the loop.
+    return null;
+  }
 }
 
 /**
@@ -51,6 +88,14 @@ export function tupleToRow(columns: readonly RelationColumn[], tuple: TupleData,
   const { names, parsers } = plan;
   const count = names.length;
   if (tuple.length !== count) throw new TupleShapeError(count, tuple.length);
+  if (into === undefined && plan.literal !== null) {
+    try {
+      const row = plan.literal(tuple);
+      if (row !== undefined) return { row, unchanged: [] };
+    } catch {
+      // A value did not parse: the loop below parses again and says which column.
+    }
+  }
   const row: Row = into ?? {};
   const unchanged: string[] = [];
   let i = 0;
