@@ -365,6 +365,58 @@ describe('postgres source: row changes', () => {
   });
 });
 
+describe('postgres source: outbox seam', () => {
+  it("publishes the outbox hooks' tables and hands their inserts to onInsert, never as row changes", async () => {
+    await server.query('CREATE TABLE outbox_rows (id int PRIMARY KEY, payload text)');
+    const { slot, publication } = names('outbox');
+    const seen: Array<{ table: string; row: unknown; commitLsn: string | undefined }> = [];
+    const run = start({
+      slot,
+      publication,
+      tables: [],
+      outboxHooks: {
+        tables: [{ schema: 'public', table: 'outbox_rows' }],
+        onInsert: (relation, row, context) => {
+          const source = context.nextSource();
+          seen.push({ table: relation.table, row, commitLsn: source.commitLsn });
+          return [
+            {
+              kind: 'outbox',
+              id: `evt-${String(row['id'])}`,
+              aggregateType: 'order',
+              aggregateId: String(row['id']),
+              type: 'created',
+              payload: String(row['payload']),
+              headers: {},
+              source,
+            },
+          ];
+        },
+      },
+    });
+    await ready(run);
+    const published = await server.query('SELECT 1 FROM pg_publication_tables WHERE pubname = $1', [
+      publication,
+    ]);
+    expect(published).toHaveLength(1);
+
+    await transaction(`INSERT INTO outbox_rows VALUES (1, '{"a":1}')`);
+    await transaction('DELETE FROM outbox_rows');
+    await transaction(`INSERT INTO outbox_rows VALUES (2, '{"b":2}')`);
+    await waitFor(() => run.output.events.length >= 2, { message: 'two outbox events' });
+    expect(run.output.events.map((e) => [e.kind, e.id])).toEqual([
+      ['outbox', 'evt-1'],
+      ['outbox', 'evt-2'],
+    ]);
+    expect(seen.map((s) => s.row)).toEqual([
+      { id: 1, payload: '{"a":1}' },
+      { id: 2, payload: '{"b":2}' },
+    ]);
+    await run.stop();
+    await dropSlot(slot);
+  });
+});
+
 describe('postgres source: positions and acknowledgements', () => {
   it('replays the same transactions with the same ids when restarted without acknowledging', async () => {
     await server.query('CREATE TABLE replayed (id int PRIMARY KEY, v text)');
@@ -778,9 +830,11 @@ describe('postgres source: server crash', () => {
     // The source is stuck in its first push, with the rest of the stream ahead of it, when Postgres dies.
     await waitFor(() => output.changes('survivors').length > 0, { message: 'the first event' });
     await server.kill();
+    // Not ready at once, even though the source still waits on its push.
+    await waitFor(() => !run.source.status().ready, { message: 'the source to notice' });
+    expect(run.source.status().detail).toContain('replication connection lost');
     output.gate = undefined;
     release();
-    await waitFor(() => !run.source.status().ready, { message: 'the source to notice' });
     await server.start();
     await transaction('INSERT INTO survivors SELECT g FROM generate_series(2001, 2100) g');
 

@@ -47,6 +47,8 @@ export interface ResolvedOptions {
   slot: string;
   publication: string;
   tables: TableRef[];
+  /** `tables` plus the outbox hooks' tables: what the publication must contain. */
+  publishedTables: TableRef[];
   snapshot: 'initial' | 'never';
   heartbeatIntervalMs: number;
   statusIntervalMs: number;
@@ -86,19 +88,13 @@ export function resolveOptions(options: PostgresSourceOptions): ResolvedOptions 
       `expected a postgres:// URL, got ${describe(options.connectionString)}`,
     );
   }
-  const tables = options.tables ?? [];
-  const seen = new Set<string>();
-  for (const t of tables) {
-    if (!t || typeof t.schema !== 'string' || typeof t.table !== 'string' || !t.schema || !t.table) {
-      throw new ConfigError(
-        'tables',
-        `expected { schema, table } with non-empty names, got ${JSON.stringify(t)}`,
-      );
-    }
-    const name = `${t.schema}.${t.table}`;
-    if (seen.has(name)) throw new ConfigError('tables', `${name} is listed twice`);
-    seen.add(name);
-  }
+  const tables = checkTables('tables', options.tables ?? []);
+  const outboxTables = checkTables('outboxHooks.tables', options.outboxHooks?.tables ?? []);
+  const published = new Set(tables.map((t) => `${t.schema}.${t.table}`));
+  const publishedTables = [
+    ...tables,
+    ...outboxTables.filter((t) => !published.has(`${t.schema}.${t.table}`)),
+  ];
   const snapshot = options.snapshot ?? 'initial';
   if (snapshot !== 'initial' && snapshot !== 'never') {
     throw new ConfigError('snapshot', `expected 'initial' or 'never', got ${describe(snapshot)}`);
@@ -120,7 +116,8 @@ export function resolveOptions(options: PostgresSourceOptions): ResolvedOptions 
     connectionString: options.connectionString,
     slot: nonEmpty('slot', options.slot, 'sluice'),
     publication: nonEmpty('publication', options.publication, 'sluice'),
-    tables: tables.map((t) => ({ schema: t.schema, table: t.table })),
+    tables,
+    publishedTables,
     snapshot,
     heartbeatIntervalMs: nonNegativeInt('heartbeatIntervalMs', options.heartbeatIntervalMs, 30_000),
     statusIntervalMs: nonNegativeInt('statusIntervalMs', options.statusIntervalMs, 10_000, 100),
@@ -132,4 +129,20 @@ export function resolveOptions(options: PostgresSourceOptions): ResolvedOptions 
     maxBufferedMessages: nonNegativeInt('maxBufferedMessages', options.maxBufferedMessages, 2_000, 2),
     applicationName: options.applicationName ?? 'sluice',
   };
+}
+
+function checkTables(setting: string, tables: readonly TableRef[]): TableRef[] {
+  const seen = new Set<string>();
+  return tables.map((t) => {
+    if (!t || typeof t.schema !== 'string' || typeof t.table !== 'string' || !t.schema || !t.table) {
+      throw new ConfigError(
+        setting,
+        `expected { schema, table } with non-empty names, got ${JSON.stringify(t)}`,
+      );
+    }
+    const name = `${t.schema}.${t.table}`;
+    if (seen.has(name)) throw new ConfigError(setting, `${name} is listed twice`);
+    seen.add(name);
+    return { schema: t.schema, table: t.table };
+  });
 }

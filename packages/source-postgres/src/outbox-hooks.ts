@@ -30,6 +30,11 @@ export interface StreamContext {
  */
 export interface OutboxHooks {
   /**
+   * Tables the publication must include for `onInsert` (the outbox table), checked and added at
+   * start-up like `tables`, but never published as row changes unless `tables` lists them too.
+   */
+  tables?: readonly { schema: string; table: string }[];
+  /**
    * A logical message whose prefix the stream does not own (`sluice.watermark` and `sluice.heartbeat`
    * never get here). Returns the events to publish at this position, or [] to drop it.
    */

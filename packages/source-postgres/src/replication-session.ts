@@ -33,6 +33,8 @@ export interface SessionOptions {
   onConfirmed: (lsn: bigint) => void;
   /** START_REPLICATION succeeded: the slot is ours and data flows. */
   onStreaming: () => void;
+  /** The connection failed; `run()` rejects once the loop gets there. */
+  onLost: (err: Error) => void;
   stats: BufferStats;
   signal: AbortSignal;
 }
@@ -91,7 +93,11 @@ export class ReplicationSession {
     const onAbort = () => this.wakeUp();
     signal.addEventListener('abort', onAbort);
     conn.ended.then((err) => {
-      if (err) this.failure ??= err;
+      if (err) {
+        this.failure ??= err;
+        // Not ready from this moment, even while the loop still waits on a push.
+        if (!signal.aborted) this.s.onLost(err);
+      }
       this.wakeUp();
     });
     try {

@@ -253,6 +253,9 @@ class PostgresReplicationSource implements PostgresSource {
             'streaming from the replication slot',
           );
         },
+        onLost: (err) => {
+          this.state = { ready: false, detail: `replication connection lost (${err.message}); reconnecting` };
+        },
         stats: this.stats,
         signal,
       });

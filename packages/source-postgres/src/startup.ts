@@ -12,6 +12,7 @@ import {
 import type { ResolvedOptions } from './options.js';
 import { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral, sqlState } from './sql.js';
 
+/** A published table: a captured one (`tables`) or one the outbox hooks asked for. */
 export interface TableInfo {
   schema: string;
   table: string;
@@ -118,7 +119,8 @@ async function inspectTables(
   where: string,
   warnings: string[],
 ): Promise<TableInfo[]> {
-  if (options.tables.length === 0) return [];
+  const tables = options.publishedTables;
+  if (tables.length === 0) return [];
   const { rows } = await client.query<{
     schema: string;
     table: string;
@@ -137,7 +139,7 @@ async function inspectTables(
        LEFT JOIN pg_namespace n ON n.nspname = t.s
        LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r AND c.relkind IN ('r', 'p')
       ORDER BY t.ord`,
-    [options.tables.map((t) => t.schema), options.tables.map((t) => t.table)],
+    [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
   const missing = rows.filter((r) => r.oid === null).map((r) => `${r.schema}.${r.table}`);
   if (missing.length > 0) throw new MissingTablesError(where, missing);
@@ -177,7 +179,8 @@ async function ensurePublication(
   logger: Logger,
 ): Promise<StartupReport['publication']> {
   const name = options.publication;
-  const tableList = options.tables.map((t) => qualifiedName(t.schema, t.table)).join(', ');
+  const tables = options.publishedTables;
+  const tableList = tables.map((t) => qualifiedName(t.schema, t.table)).join(', ');
   const existing = await client.query<{
     puballtables: boolean;
     pubinsert: boolean;
@@ -193,7 +196,7 @@ async function ensurePublication(
     // Partitioned tables then publish their changes under the root's name, the one configured.
     const withRoot = serverVersionNum >= 130000 ? ' WITH (publish_via_partition_root = true)' : '';
     const sql =
-      options.tables.length > 0
+      tables.length > 0
         ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tableList}${withRoot}`
         : `CREATE PUBLICATION ${quoteIdent(name)}${withRoot}`;
     try {
@@ -203,7 +206,7 @@ async function ensurePublication(
       // Another relay created it between our check and ours; take what is there.
       return ensurePublication(client, options, serverVersionNum, where, warnings, logger);
     }
-    logger.info({ publication: name, tables: options.tables }, 'created publication');
+    logger.info({ publication: name, tables }, 'created publication');
     return { name, created: true, addedTables: [] };
   }
   const skipped = (['insert', 'update', 'delete', 'truncate'] as const).filter((op) => !pub[`pub${op}`]);
@@ -213,13 +216,13 @@ async function ensurePublication(
         `Fix: ALTER PUBLICATION ${quoteIdent(name)} SET (publish = 'insert, update, delete, truncate')`,
     );
   }
-  if (pub.puballtables || options.tables.length === 0) return { name, created: false, addedTables: [] };
+  if (pub.puballtables || tables.length === 0) return { name, created: false, addedTables: [] };
   const published = await client.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
     [name],
   );
   const have = new Set(published.rows.map((r) => `${r.schemaname}\u0000${r.tablename}`));
-  const missing = options.tables.filter((t) => !have.has(`${t.schema}\u0000${t.table}`));
+  const missing = tables.filter((t) => !have.has(`${t.schema}\u0000${t.table}`));
   if (missing.length === 0) return { name, created: false, addedTables: [] };
   const sql = `ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing
     .map((t) => qualifiedName(t.schema, t.table))
