@@ -123,6 +123,22 @@ describe('PgOutputDecoder', () => {
     expect((decoded as InsertMessage).new).toStrictEqual(values);
   });
 
+  it('decodes runs of ASCII and non-ASCII rows alike on one decoder', () => {
+    const decoder = new PgOutputDecoder();
+    for (let i = 0; i < 100; i++) {
+      const values = i % 7 < 3 ? [`ascii ${i}`, 'x'] : [`ünïcödé ${i}`, '€'];
+      const update = bytes()
+        .tag('U')
+        .int32(REL)
+        .tag('O')
+        .tuple(['old', `${i}`])
+        .tag('N')
+        .tuple(values)
+        .build();
+      expect(decoder.decode(update)).toMatchObject({ old: ['old', `${i}`], new: values });
+    }
+  });
+
   it('replaces invalid UTF-8 with U+FFFD instead of failing', () => {
     const raw = bytes().tag('I').int32(REL).tag('N').int16(2);
     raw.tag('t').int32(3).raw([0x61, 0xff, 0x62]);

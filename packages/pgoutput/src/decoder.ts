@@ -80,6 +80,7 @@ enum Marker {
 }
 
 const EMPTY = new Uint8Array(0);
+const WHOLE_TEXT_SKIPS = 16;
 
 /** A plain Uint8Array copy (Buffer#slice would return a view, and a Buffer). */
 function copyBytes(buf: Uint8Array, start: number, end: number): Uint8Array {
@@ -111,6 +112,8 @@ export class PgOutputDecoder {
   /** The message from `textBase` on, decoded once for all tuple columns (see tuple()). */
   private text: string | undefined = undefined;
   private textBase = 0;
+  /** Tuples left to decode column by column after a message whose text was not all ASCII. */
+  private wholeTextSkips = 0;
 
   constructor(options: PgOutputDecoderOptions = {}) {
     const version = options.protocolVersion ?? 4;
@@ -495,12 +498,19 @@ export class PgOutputDecoder {
     const values: TupleValue[] = new Array(count);
     // One native decode of the rest of the message, then substrings: far cheaper than one decode per
     // column. Valid only when every byte became one UTF-16 unit (no multi-byte sequence), which the
-    // length tells (a k-byte sequence yields fewer than k units); otherwise decode column by column.
-    if (this.text === undefined) {
-      this.textBase = pos;
-      this.text = decodeUtf8(buf, pos, end);
+    // length tells (a k-byte sequence yields fewer than k units); otherwise decode column by column, and
+    // for the next few messages do so directly, since non-ASCII text tends to come in runs.
+    let text: string | null = null;
+    if (this.text === undefined && this.wholeTextSkips > 0) {
+      this.wholeTextSkips--;
+    } else {
+      if (this.text === undefined) {
+        this.textBase = pos;
+        this.text = decodeUtf8(buf, pos, end);
+      }
+      if (this.text.length === end - this.textBase) text = this.text;
+      else this.wholeTextSkips = WHOLE_TEXT_SKIPS;
     }
-    const text = this.text.length === end - this.textBase ? this.text : null;
     const base = this.textBase;
     for (let i = 0; i < count; i++) {
       const kind = buf[pos]!;
