@@ -1,3 +1,7 @@
+// @sluice/source-postgres: logical replication (pgoutput) from Postgres as a core `Source<bigint>`
+// (cursor = Commit end LSN). `createPostgresSource(options)` → `prepare()` (start-up checks, creates
+// the publication and slot) → `run(output, signal)`; the pipeline calls `acknowledge(cursor)` once
+// everything up to a commit is delivered, and only then does the slot move.
 export {
   type CapturedTable,
   ChangeDecoder,

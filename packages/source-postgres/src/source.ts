@@ -135,6 +135,7 @@ class PostgresReplicationSource implements PostgresSource {
     } catch (err) {
       throw this.connectFailure(err);
     }
+    let failed: Error | undefined;
     try {
       const report = await runStartupChecks(client, this.options, logger);
       this.isNewSlot = report.slot.created;
@@ -155,9 +156,11 @@ class PostgresReplicationSource implements PostgresSource {
       );
       return report;
     } catch (err) {
+      failed = err instanceof Error ? err : new Error(String(err));
       throw err instanceof SluiceError ? err : this.connectFailure(err);
     } finally {
-      client.release();
+      // A client that failed mid-check may be broken: release(err) discards it instead of pooling it.
+      client.release(failed);
     }
   }
 
