@@ -119,8 +119,13 @@ describe('PgOutputDecoder', () => {
 
   it('decodes text columns holding multi-byte UTF-8 next to ASCII ones', () => {
     const values = ['plain', 'żółć', '', '日本語テキスト', '🎉 emoji', 'x'.repeat(300)];
+    const large = ['plain', 'y'.repeat(5000), 'żółć'];
     const decoded = new PgOutputDecoder().decode(bytes().tag('I').int32(REL).tag('N').tuple(values).build());
     expect((decoded as InsertMessage).new).toStrictEqual(values);
+    const decodedLarge = new PgOutputDecoder().decode(
+      bytes().tag('I').int32(REL).tag('N').tuple(large).build(),
+    );
+    expect((decodedLarge as InsertMessage).new).toStrictEqual(large);
   });
 
   it('decodes runs of ASCII and non-ASCII rows alike on one decoder', () => {

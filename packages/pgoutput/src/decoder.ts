@@ -81,6 +81,7 @@ enum Marker {
 
 const EMPTY = new Uint8Array(0);
 const WHOLE_TEXT_SKIPS = 16;
+const WHOLE_TEXT_MAX_BYTES = 2048;
 
 /** A plain Uint8Array copy (Buffer#slice would return a view, and a Buffer). */
 function copyBytes(buf: Uint8Array, start: number, end: number): Uint8Array {
@@ -500,16 +501,20 @@ export class PgOutputDecoder {
     // column. Valid only when every byte became one UTF-16 unit (no multi-byte sequence), which the
     // length tells (a k-byte sequence yields fewer than k units); otherwise decode column by column, and
     // for the next few messages do so directly, since non-ASCII text tends to come in runs.
+    // Messages are capped in size for this because substrings of 13+ characters are views that keep the
+    // whole decoded text alive as long as any of them lives (a kept key must not pin a 10 MB row).
     let text: string | null = null;
-    if (this.text === undefined && this.wholeTextSkips > 0) {
-      this.wholeTextSkips--;
-    } else {
-      if (this.text === undefined) {
-        this.textBase = pos;
-        this.text = decodeUtf8(buf, pos, end);
+    if (end - pos <= WHOLE_TEXT_MAX_BYTES) {
+      if (this.text === undefined && this.wholeTextSkips > 0) {
+        this.wholeTextSkips--;
+      } else {
+        if (this.text === undefined) {
+          this.textBase = pos;
+          this.text = decodeUtf8(buf, pos, end);
+        }
+        if (this.text.length === end - this.textBase) text = this.text;
+        else this.wholeTextSkips = WHOLE_TEXT_SKIPS;
       }
-      if (this.text.length === end - this.textBase) text = this.text;
-      else this.wholeTextSkips = WHOLE_TEXT_SKIPS;
     }
     const base = this.textBase;
     for (let i = 0; i < count; i++) {
