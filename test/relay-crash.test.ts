@@ -55,25 +55,26 @@ describe('sluice run killed with SIGKILL mid-run', () => {
 
     const pool = new pg.Pool({ connectionString: pgServer.url(), max: WRITERS });
     const writing = Promise.all(Array.from({ length: WRITERS }, (_, i) => writer(pool, i)));
-    let writersDone = false;
-    void writing.then(() => {
-      writersDone = true;
-    });
 
-    for (let kill = 0; kill < KILLS; kill++) {
-      const before = await streamMessageCount(nats.url, env.SLUICE_STREAM);
-      // Kill only once the relay has made progress, so every crash lands mid-stream.
-      await waitFor(
-        async () => (await streamMessageCount(nats.url, env.SLUICE_STREAM)) > before + 300 || writersDone,
-        {
-          timeoutMs: 60_000,
-          message: 'relay to publish between crashes',
-        },
+    // Kill at evenly spaced points of the run, each while the stream is still short of the total,
+    // so every crash lands mid-stream with events in flight.
+    const countsAtKill: number[] = [];
+    for (let kill = 1; kill <= KILLS; kill++) {
+      const threshold = Math.floor((kill * EXPECTED_EVENTS) / (KILLS + 2));
+      countsAtKill.push(
+        await waitFor(
+          async () => {
+            const count = await streamMessageCount(nats.url, env.SLUICE_STREAM);
+            return count >= threshold ? count : undefined;
+          },
+          { timeoutMs: 60_000, intervalMs: 20, message: `relay to publish ${threshold} events` },
+        ),
       );
       await relay.kill('SIGKILL');
       relay = spawnRelay(env);
       await relay.waitForLog(/"msg":"streaming"/, 60_000);
     }
+    expect(countsAtKill.every((count) => count < EXPECTED_EVENTS)).toBe(true);
     await writing;
     await pool.end();
 
