@@ -120,11 +120,14 @@ describe('sluice run streams row changes to JetStream', () => {
     );
     await pg.query(`UPDATE public.docs SET title = 'second' WHERE id = 1`);
 
-    const [insert, update] = (await waitForMessages(nats.url, env.SLUICE_STREAM, 2)).map((m) => m.json());
-    expect((insert?.['after'] as Record<string, string>)['body']).toHaveLength(400 * 32);
-    expect(update?.['unchanged']).toEqual(['body']);
-    expect(update?.['after']).toEqual({ id: 1, title: 'second' });
-    expect(Object.hasOwn(update?.['after'] as object, 'body')).toBe(false);
+    const [insert, update] = (await waitForMessages(nats.url, env.SLUICE_STREAM, 2)).map((m) => m.json()) as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
+    expect((insert['after'] as Record<string, string>)['body']).toHaveLength(400 * 32);
+    expect(update['unchanged']).toEqual(['body']);
+    expect(update['after']).toEqual({ id: 1, title: 'second' });
+    expect(Object.hasOwn(update['after'] as object, 'body')).toBe(false);
   });
 
   it('picks up ALTER TABLE mid-stream before the next row', async () => {
