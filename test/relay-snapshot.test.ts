@@ -69,7 +69,9 @@ describe('initial snapshot with SLUICE_SNAPSHOT=initial', () => {
     await writing;
     await pool.end();
 
-    const [{ lsn }] = await pgServer.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const [{ lsn }] = (await pgServer.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
+      { lsn: string },
+    ];
     await waitFor(
       async () => {
         const [progress] = await pgServer.query<{ pending: string }>(
