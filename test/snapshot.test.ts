@@ -1,16 +1,18 @@
 import type { ChangeEvent, Logger, RelayEvent, Row, SourceOutput } from '@sluice/core';
 import { type InsertMessage, PgOutputDecoder, type RelationMessage, tupleToRow } from '@sluice/pgoutput';
 import { migrate } from '@sluice/schema';
-import { createPostgresSource, type PostgresSource } from '@sluice/source-postgres';
+import {
+  createIncrementalSnapshot,
+  createPostgresSource,
+  type IncrementalSnapshot,
+  type IncrementalSnapshotOptions,
+  type PostgresSource,
+} from '@sluice/source-postgres';
 import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeTable } from '../packages/source-postgres/src/snapshot/catalog.js';
 import { ChunkReader } from '../packages/source-postgres/src/snapshot/chunk-reader.js';
-import {
-  createIncrementalSnapshot,
-  type IncrementalSnapshot,
-} from '../packages/source-postgres/src/snapshot/index.js';
 
 let server: PostgresServer;
 let pool: pg.Pool;
@@ -331,7 +333,13 @@ interface Relay {
 }
 
 /** A streaming source and an incremental snapshot on `slot`, wired like the relay wires them. */
-async function startRelay(slot: string, tables: string[], collector: Collector): Promise<Relay> {
+async function startRelay(
+  slot: string,
+  tables: string[],
+  collector: Collector,
+  snapshotOptions: Partial<IncrementalSnapshotOptions> = {},
+  beforeRun: () => Promise<void> = async () => {},
+): Promise<Relay> {
   const controller = new AbortController();
   const source = createPostgresSource({
     connectionString: server.url(),
@@ -349,9 +357,11 @@ async function startRelay(slot: string, tables: string[], collector: Collector):
     tables: tables.map((table) => ({ schema: 'public', table })),
     chunkSize: CHUNK,
     source,
+    ...snapshotOptions,
   });
   source.attachSnapshotHooks(snapshot.hooks);
   await snapshot.plan(source.isNewSlot);
+  await beforeRun();
   const streaming = source.run(collector, controller.signal);
   const snapshotDone = snapshot.run(controller.signal);
   return {
@@ -580,5 +590,53 @@ describe('incremental snapshot while the table changes', () => {
     // The second run resumed after the last acknowledged chunk instead of starting over.
     const firstKeyReadAgain = Math.min(...secondRunReads.map((r) => r.key?.['id'] as number));
     expect(firstKeyReadAgain).toBeGreaterThan(saved!.last_id);
+  });
+
+  it('retries a chunk whose database connection was cut, and still covers every row', async () => {
+    await createAccounts('cut');
+    const snapshotPool = new pg.Pool({
+      connectionString: server.url(),
+      max: 2,
+      application_name: 'snapshot_cut',
+    });
+    // The terminated idle connection reports through the pool; the relay's pool has a listener too.
+    snapshotPool.on('error', () => {});
+    const logger = recordingLogger();
+    const collector = new Collector();
+    const lock = await pool.connect();
+    try {
+      // Hold the table so the snapshot's read blocks where the test can see it, then cut that connection.
+      const holdTable = async () => {
+        await lock.query('begin');
+        await lock.query('lock table public.cut in access exclusive mode');
+      };
+      const relay = await startRelay(
+        'snap_cut',
+        ['cut', 'cut_marker'],
+        collector,
+        { pool: snapshotPool, logger, retryDelayMs: 10 },
+        holdTable,
+      );
+      const blockedRead = () =>
+        server.query<{ pid: number }>(
+          `select pid from pg_stat_activity where application_name = 'snapshot_cut' and wait_event_type = 'Lock'`,
+        );
+      const [first] = await waitFor(async () => (await blockedRead())[0] && blockedRead(), {
+        message: 'the snapshot read to wait for the table lock',
+      });
+      await pool.query('select pg_terminate_backend($1)', [first!.pid]);
+      await waitFor(async () => (await blockedRead()).some((b) => b.pid !== first!.pid), {
+        message: 'the retried read to wait for the table lock on a new connection',
+      });
+      await lock.query('commit');
+      await relay.snapshotDone;
+      await drain('cut', collector, 1);
+      await relay.stop();
+    } finally {
+      lock.release();
+      await snapshotPool.end();
+    }
+    expect(logger.lines.some((l) => l.level === 'warn' && /retrying/.test(l.msg))).toBe(true);
+    expect(replay(collector.events, 'cut')).toEqual(await tableRows('cut'));
   });
 });

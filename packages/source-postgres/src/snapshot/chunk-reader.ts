@@ -1,8 +1,9 @@
 import type { JsonValue, Row } from '@sluice/core';
 import { valueParserFor } from '@sluice/pgoutput';
-import type { CustomTypesConfig, Pool, PoolClient } from 'pg';
+import type { CustomTypesConfig, Pool } from 'pg';
 import { qualifiedName, quoteIdent, type TableShape } from './catalog.js';
 import type { SnapshotRead } from './contract.js';
+import { inTransaction } from './pool-client.js';
 
 /**
  * The key of a chunk's last row as Postgres printed it, column → text. Saved as `last_key` and cast
@@ -64,10 +65,7 @@ export class ChunkReader {
     const shape = this.shape;
     const values: unknown[] = after === undefined ? [] : shape.keyColumns.map((k) => after[k]);
     values.push(limit);
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query(BEGIN_SQL);
+    return inTransaction(pool, BEGIN_SQL, async (client) => {
       const snapshot = await client.query<{ snapshot: string }>(SNAPSHOT_SQL);
       const result = await client.query<unknown[]>({
         text: after === undefined ? this.#firstSql : this.#nextSql,
@@ -75,19 +73,12 @@ export class ChunkReader {
         rowMode: 'array',
         types: RAW_TEXT,
       });
-      await client.query('commit');
       return {
         reads: result.rows.map((raw) => this.#toRead(raw as (string | null)[])),
         lastKey: this.#lastKey(result.rows.at(-1) as (string | null)[] | undefined),
         invisibleXids: inProgressXids(snapshot.rows[0]?.snapshot ?? ''),
       };
-    } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-      await rollback(client);
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   #toRead(raw: (string | null)[]): SnapshotRead {
@@ -141,13 +132,5 @@ function setColumn<T>(row: Record<string, T>, name: string, value: T): void {
     Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
   } else {
     row[name] = value;
-  }
-}
-
-async function rollback(client: PoolClient): Promise<void> {
-  try {
-    await client.query('rollback');
-  } catch {
-    // The connection is gone; release(err) below discards it.
   }
 }

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { TableName } from './catalog.js';
 import type { KeyText } from './chunk-reader.js';
+import { inTransaction } from './pool-client.js';
 
 export type ProgressStatus = 'pending' | 'running' | 'done';
 
@@ -38,10 +39,7 @@ export class ProgressStore {
 
   /** Replaces whatever the slot had (a dropped slot's leftovers) with one row per table, atomically. */
   async replace(snapshotId: string, tables: readonly PlannedTable[]): Promise<void> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('begin');
+    await inTransaction(this.#pool, 'begin', async (client) => {
       await client.query(`delete from ${TABLE} where slot = $1`, [this.#slot]);
       for (const t of tables) {
         await client.query(
@@ -50,14 +48,7 @@ export class ProgressStore {
           [this.#slot, t.schema, t.table, snapshotId, t.status, t.rowsEstimate],
         );
       }
-      await client.query('commit');
-    } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-      await client.query('rollback').catch(() => {});
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   /** The slot's rows that are not done, in no particular order. */
