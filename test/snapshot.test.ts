@@ -1,4 +1,12 @@
-import type { ChangeEvent, Logger, RelayEvent, Row, SourceOutput } from '@sluice/core';
+import {
+  type ChangeEvent,
+  type Logger,
+  type Metrics,
+  noopMetrics,
+  type RelayEvent,
+  type Row,
+  type SourceOutput,
+} from '@sluice/core';
 import { type InsertMessage, PgOutputDecoder, type RelationMessage, tupleToRow } from '@sluice/pgoutput';
 import { migrate } from '@sluice/schema';
 import {
@@ -510,7 +518,18 @@ describe('incremental snapshot while the table changes', () => {
   it('delivers every row, one read per row nobody changed, and no read older than a change of its key', async () => {
     await createAccounts('accounts');
     const collector = new Collector();
-    const relay = await startRelay('snap_clean', ['accounts', 'accounts_marker'], collector);
+    let rowsMetric = 0;
+    const progressMetric: number[] = [];
+    const metrics: Metrics = {
+      ...noopMetrics,
+      snapshotRows: (_schema, table, rows) => {
+        if (table === 'accounts') rowsMetric += rows;
+      },
+      snapshotProgress: (_schema, table, fraction) => {
+        if (table === 'accounts') progressMetric.push(fraction);
+      },
+    };
+    const relay = await startRelay('snap_clean', ['accounts', 'accounts_marker'], collector, { metrics });
     const writer = startWriter('snap_clean', 'accounts', 7);
     await relay.snapshotDone;
     await writer.stop();
@@ -536,10 +555,12 @@ describe('incremental snapshot while the table changes', () => {
       `select status, rows_emitted::int as emitted from sluice.snapshot_progress
        where slot = 'snap_clean' and table_name = 'accounts'`,
     );
-    expect(progress).toEqual({
-      status: 'done',
-      emitted: collector.reads().filter((r) => r.table === 'accounts').length,
-    });
+    const accountReads = collector.reads().filter((r) => r.table === 'accounts').length;
+    expect(progress).toEqual({ status: 'done', emitted: accountReads });
+    expect(rowsMetric).toBe(accountReads);
+    expect(progressMetric.at(-1)).toBe(1);
+    expect(progressMetric.slice(0, -1).every((f) => f >= 0 && f <= 1)).toBe(true);
+    expect(progressMetric).toEqual([...progressMetric].sort((a, b) => a - b));
   });
 
   it('still covers every row after a crash in the middle of a chunk, under new read ids', async () => {

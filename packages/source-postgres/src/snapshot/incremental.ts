@@ -240,6 +240,12 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
       { table, rowsEstimate: progress.rowsEstimate, resumeAfter: progress.lastKey, chunkSize },
       progress.lastKey === null ? `snapshot of ${table} started` : `snapshot of ${table} resumed`,
     );
+    const reportProgress = (done: boolean) => {
+      const estimate = progress.rowsEstimate;
+      const fraction = estimate !== null && estimate > 0 ? Math.min(1, progress.rowsEmitted / estimate) : 0;
+      metrics.snapshotProgress(shape.schema, shape.table, done ? 1 : fraction);
+    };
+    reportProgress(false);
     const started = Date.now();
     let lastKey = progress.lastKey ?? undefined;
     for (;;) {
@@ -252,15 +258,9 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
       status.rowsEmitted = progress.rowsEmitted;
       if (chunk.emitted > 0) metrics.snapshotRows(shape.schema, shape.table, chunk.emitted);
       lastKey = chunk.lastKey ?? lastKey;
+      reportProgress(done);
       if (done) break;
-      const estimate = progress.rowsEstimate;
-      metrics.snapshotProgress(
-        shape.schema,
-        shape.table,
-        estimate !== null && estimate > 0 ? Math.min(1, progress.rowsEmitted / estimate) : 0,
-      );
     }
-    metrics.snapshotProgress(shape.schema, shape.table, 1);
     status.state = 'done';
     logger.info(
       {
