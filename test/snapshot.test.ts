@@ -15,6 +15,8 @@ import {
   type IncrementalSnapshot,
   type IncrementalSnapshotOptions,
   type PostgresSource,
+  replicationSlotExists,
+  SnapshotPlanError,
 } from '@sluice/source-postgres';
 import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
@@ -151,6 +153,53 @@ describe('snapshot reads', () => {
 });
 
 describe('snapshot plan', () => {
+  it('planned before the slot is created, survives a crash between creating the slot and planning again', async () => {
+    await pool.query('create table public.early (id int primary key)');
+    const options = {
+      pool,
+      slot: 'early_slot',
+      tables: [{ schema: 'public', table: 'early' }],
+      source: neverAcknowledged,
+    };
+    expect(await replicationSlotExists(pool, 'early_slot')).toBe(false);
+    await createIncrementalSnapshot(options).plan(true);
+    await pool.query(`select pg_create_logical_replication_slot('early_slot', 'pgoutput')`);
+    // The relay dies here. On the next start the slot exists, so it is not new.
+    expect(await replicationSlotExists(pool, 'early_slot')).toBe(true);
+    const restarted = createIncrementalSnapshot(options);
+    await restarted.plan(false);
+    expect(restarted.status().tables).toEqual([
+      {
+        schema: 'public',
+        table: 'early',
+        state: 'pending',
+        rowsEmitted: 0,
+        rowsEstimate: null,
+        waitingFor: null,
+      },
+    ]);
+    await pool.query(`select pg_drop_replication_slot('early_slot')`);
+  });
+
+  it('without the migrations applied fails saying how to apply them', async () => {
+    await pool.query('create database bare');
+    const bare = new pg.Pool({ connectionString: server.url('bare'), max: 1 });
+    try {
+      const snapshot = createIncrementalSnapshot({
+        pool: bare,
+        slot: 'bare_slot',
+        tables: [],
+        source: neverAcknowledged,
+      });
+      const failure = await snapshot.plan(false).catch((err: unknown) => err);
+      expect(failure).toBeInstanceOf(SnapshotPlanError);
+      expect((failure as SnapshotPlanError).retriable).toBe(false);
+      expect((failure as Error).message).toMatch(/snapshot_progress.*does not exist[\s\S]*sluice migrate/);
+    } finally {
+      await bare.end();
+    }
+  });
+
   it('on a new slot records one pending row per table with its size estimate, and skips tables without a primary key', async () => {
     await pool.query('create table public.plan_a (id int primary key, v text)');
     await pool.query(`insert into public.plan_a select g, 'v' from generate_series(1, 500) g`);

@@ -72,3 +72,13 @@ export async function describeTable(pool: Pool, name: TableName): Promise<TableS
     rowsEstimate: rel.reltuples >= 0 ? Math.round(rel.reltuples) : null,
   };
 }
+
+/**
+ * Whether the replication slot exists. The relay asks before the source creates the slot, and plans
+ * the snapshot first when it does not: planning only after creating it would leave a crash in between
+ * with a slot that exists and no snapshot planned, which the next start cannot tell from "already done".
+ */
+export async function replicationSlotExists(pool: Pool, slot: string): Promise<boolean> {
+  const { rows } = await pool.query('select 1 from pg_replication_slots where slot_name = $1', [slot]);
+  return rows.length > 0;
+}

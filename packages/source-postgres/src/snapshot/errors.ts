@@ -18,6 +18,24 @@ export class SnapshotError extends SluiceError {
   }
 }
 
+/** Planning the snapshot (reading the catalog and sluice.snapshot_progress) failed. */
+export class SnapshotPlanError extends SluiceError {
+  override name = 'SnapshotPlanError';
+}
+
+export function planError(slot: string, err: unknown): SluiceError {
+  if (err instanceof SluiceError) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  const where = `planning the initial snapshot of slot "${slot}"`;
+  if ((err as { code?: unknown } | null)?.code === '42P01') {
+    return new SnapshotPlanError(`${where}: ${text}`, {
+      cause: err,
+      hint: "apply Sluice's migrations first (`sluice migrate`, or enable auto-migration), then start again",
+    });
+  }
+  return new SnapshotPlanError(`${where}: ${text}`, { cause: err, retriable: isTransientDatabaseError(err) });
+}
+
 // SQLSTATE classes and codes that say "try again later": connection exception, operator intervention
 // (admin shutdown, cannot connect now), insufficient resources, serialization failure, deadlock.
 const RETRIABLE_SQLSTATE = /^(08|53|57P0[1-4]|40001|40P01)/;

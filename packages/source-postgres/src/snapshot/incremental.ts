@@ -6,7 +6,7 @@ import { describeTable, displayName, type TableName, type TableShape } from './c
 import { ChunkReader, type KeyText } from './chunk-reader.js';
 import { type ChunkClosed, type ChunkHandle, ChunkTracker } from './chunk-tracker.js';
 import type { SnapshotHooks } from './contract.js';
-import { isTransientDatabaseError, SnapshotError } from './errors.js';
+import { isTransientDatabaseError, planError, SnapshotError } from './errors.js';
 import { type PlannedTable, type ProgressRow, ProgressStore } from './progress.js';
 import { EMIT_WATERMARK_SQL, formatWatermark } from './watermark.js';
 
@@ -57,7 +57,12 @@ export interface IncrementalSnapshotStatus {
 export interface IncrementalSnapshot {
   /** Pass to the streaming source (`snapshotHooks`). */
   readonly hooks: SnapshotHooks;
-  /** Records the tables to read when the slot is new; picks up unfinished tables when it is not. */
+  /**
+   * Records the tables to read when the slot is new (replacing whatever the slot name had); picks up
+   * the unfinished tables when it is not. Call it with `true` also before creating a slot (see
+   * replicationSlotExists), so a crash between creating the slot and planning cannot skip the snapshot.
+   * Rejects with a SnapshotPlanError, retriable when the connection failed.
+   */
   plan(isNewSlot: boolean): Promise<void>;
   /** Reads the planned tables chunk by chunk while the source streams; resolves when done or aborted. */
   run(signal: AbortSignal): Promise<void>;
@@ -128,6 +133,14 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
   }
 
   async function plan(isNewSlot: boolean): Promise<void> {
+    try {
+      await planTables(isNewSlot);
+    } catch (err) {
+      throw planError(slot, err);
+    }
+  }
+
+  async function planTables(isNewSlot: boolean): Promise<void> {
     work = [];
     tables.clear();
     if (isNewSlot) {

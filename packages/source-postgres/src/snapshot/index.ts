@@ -1,7 +1,7 @@
 // The incremental snapshot's public surface; re-exported by the package entry point.
-export type { ColumnShape, TableName, TableShape } from './catalog.js';
+export { type ColumnShape, replicationSlotExists, type TableName, type TableShape } from './catalog.js';
 export { ChunkTracker, WatermarkProtocolError } from './chunk-tracker.js';
-export { SnapshotError } from './errors.js';
+export { SnapshotError, SnapshotPlanError } from './errors.js';
 export {
   type AcknowledgedPosition,
   createIncrementalSnapshot,
