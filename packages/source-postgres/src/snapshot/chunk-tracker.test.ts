@@ -148,12 +148,38 @@ describe('ChunkTracker windows', () => {
     expect(ids(highRows(tracker.onWatermark(formatWatermark('high', chunk.id), ctx(200n))))).toEqual(['2']);
   });
 
+  it('keeps no early change once the rows are stashed unless it could make a stashed row stale', () => {
+    const tracker = new ChunkTracker('run1');
+    const chunk = tracker.register(orders);
+    tracker.observeChange(change('update', { after: { id: '1', status: 'a' } }, 700));
+    tracker.observeChange(change('update', { after: { id: '2', status: 'a' } }, 701));
+    tracker.observeChange(change('update', { after: { id: '9', status: 'a' } }, 701));
+    expect(tracker.earlyKeys(chunk.id)).toBe(3);
+    tracker.stash(chunk.id, [read(1), read(2), read(3)], new Set([701]));
+    expect(tracker.earlyKeys(chunk.id)).toBe(1);
+    // A lagging stream still decoding WAL from before the low watermark.
+    for (let i = 0; i < 100; i++) tracker.observeChange(change('update', { after: { id: String(i) } }, 702));
+    tracker.observeChange(change('update', { after: { id: '3', status: 'b' } }, 701));
+    expect(tracker.earlyKeys(chunk.id)).toBe(2);
+    tracker.onWatermark(formatWatermark('low', chunk.id), ctx(100n));
+    expect(ids(highRows(tracker.onWatermark(formatWatermark('high', chunk.id), ctx(200n))))).toEqual(['1']);
+  });
+
   it('clears the stash when the chunk table is truncated inside the window', async () => {
     const tracker = new ChunkTracker('run1');
     const { chunk, high } = openChunk(tracker, [read(1), read(2)]);
     tracker.observeChange(change('truncate', {}, 710));
     expect(highRows(high(250n))).toEqual([]);
     await expect(chunk.closed).resolves.toEqual({ commitLsn: 250n, emitted: 0 });
+  });
+
+  it('clears the stash when a transaction the read could not see truncated the table before the low watermark', () => {
+    const tracker = new ChunkTracker('run1');
+    const chunk = tracker.register(orders);
+    tracker.observeChange(change('truncate', {}, 730));
+    tracker.stash(chunk.id, [read(1)], new Set([730]));
+    tracker.onWatermark(formatWatermark('low', chunk.id), ctx(100n));
+    expect(highRows(tracker.onWatermark(formatWatermark('high', chunk.id), ctx(200n)))).toEqual([]);
   });
 
   it('keeps the stash when another table is truncated inside the window', () => {

@@ -105,8 +105,18 @@ export class ChunkTracker {
   stash(chunkId: string, rows: readonly SnapshotRead[], invisibleXids: ReadonlySet<number>): void {
     const chunk = this.#chunks.get(chunkId);
     if (chunk === undefined) throw new Error(`ChunkTracker.stash: chunk ${chunkId} is not registered`);
-    chunk.stash = new Map(rows.map((row) => [keyString(row.key), row]));
+    const stash = new Map(rows.map((row) => [keyString(row.key), row]));
+    chunk.stash = stash;
     chunk.invisibleXids = invisibleXids;
+    // From here on an early change matters only for a stashed key and a transaction the read could
+    // not see; dropping the rest keeps a lagging stream from piling up keys until the low watermark.
+    for (const [key, xids] of chunk.early) {
+      for (const xid of xids) if (xid === null || !invisibleXids.has(xid)) xids.delete(xid);
+      if (xids.size === 0 || !stash.has(key)) chunk.early.delete(key);
+    }
+    for (const xid of chunk.earlyTruncates) {
+      if (xid === null || !invisibleXids.has(xid)) chunk.earlyTruncates.delete(xid);
+    }
   }
 
   /** Drops a chunk (acknowledged, empty or abandoned): its watermarks, if still to come, are ignored. */
@@ -119,14 +129,23 @@ export class ChunkTracker {
     return this.#chunks.size;
   }
 
+  /** Keys held for changes seen before a chunk's low watermark; for tests of the memory bound. */
+  earlyKeys(chunkId: string): number {
+    return this.#chunks.get(chunkId)?.early.size ?? 0;
+  }
+
   observeChange(event: ChangeEvent): void {
     if (this.#chunks.size === 0) return;
     for (const chunk of this.#chunks.values()) {
       if (chunk.phase === 'closed') continue;
       if (chunk.spec.schema !== event.schema || chunk.spec.table !== event.table) continue;
+      const xid = event.source.xid;
+      // Before the low watermark, once the rows are stashed, only an invisible transaction's change matters.
+      const stash = chunk.phase === 'registered' ? chunk.stash : undefined;
+      if (stash !== undefined && (xid === null || !chunk.invisibleXids.has(xid))) continue;
       if (event.op === 'truncate') {
         if (chunk.phase === 'open') chunk.truncated = true;
-        else chunk.earlyTruncates.add(event.source.xid);
+        else chunk.earlyTruncates.add(xid);
         continue;
       }
       for (const key of changedKeys(event, chunk.spec.keyColumns)) {
@@ -134,12 +153,13 @@ export class ChunkTracker {
           chunk.changed.add(key);
           continue;
         }
+        if (stash !== undefined && !stash.has(key)) continue;
         let xids = chunk.early.get(key);
         if (xids === undefined) {
           xids = new Set();
           chunk.early.set(key, xids);
         }
-        xids.add(event.source.xid);
+        xids.add(xid);
       }
     }
   }
