@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Logger, type Metrics, noopMetrics, PermanentError, silentLogger } from '@sluice/core';
+import { ConfigError, type Logger, type Metrics, noopMetrics, silentLogger } from '@sluice/core';
 import { formatLsn } from '@sluice/pgoutput';
 import type { Pool } from 'pg';
 import { describeTable, displayName, type TableName, type TableShape } from './catalog.js';
@@ -86,7 +86,7 @@ const NO_ROWS = { snapshotId: '', rows: [] };
 export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): IncrementalSnapshot {
   const chunkSize = options.chunkSize ?? 1024;
   if (!Number.isInteger(chunkSize) || chunkSize < 1) {
-    throw new PermanentError(`Expected \`chunkSize\` to be an integer from 1 and up, got \`${chunkSize}\``);
+    throw new ConfigError('chunkSize', `expected an integer from 1 and up, got \`${chunkSize}\``);
   }
   const { pool, slot, source } = options;
   const logger = (options.logger ?? silentLogger).child({ component: 'snapshot', slot });
