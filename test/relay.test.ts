@@ -169,4 +169,25 @@ describe('sluice run streams row changes to JetStream', () => {
       { timeoutMs: 30_000, message: `confirmed_flush_lsn of ${env.SLUICE_SLOT} to pass ${lsn}` },
     );
   });
+
+  it('on SIGTERM finishes in-flight events, confirms them to the slot and exits 0', async () => {
+    await pg.query('CREATE TABLE public.graceful (id int PRIMARY KEY)');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.graceful' });
+    const relay = await startRelay(env);
+    for (let i = 0; i < 20; i++)
+      await pg.query('INSERT INTO public.graceful SELECT g FROM generate_series($1::int, $1::int + 49) g', [
+        i * 50,
+      ]);
+    const [{ lsn }] = (await pg.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
+      { lsn: string },
+    ];
+    await waitForMessages(nats.url, env.SLUICE_STREAM, 1000);
+    await relay.kill('SIGTERM');
+    expect((await relay.exited).code).toBe(0);
+    const [slot] = await pg.query<{ done: boolean; active: boolean }>(
+      'SELECT confirmed_flush_lsn >= $1::pg_lsn AS done, active FROM pg_replication_slots WHERE slot_name = $2',
+      [lsn, env.SLUICE_SLOT],
+    );
+    expect(slot).toEqual({ done: true, active: false });
+  });
 });

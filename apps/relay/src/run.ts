@@ -4,7 +4,11 @@ import { createPipeline } from '@sluice/pipeline';
 import { migrate } from '@sluice/schema';
 import { createNatsSink } from '@sluice/sink-nats';
 import { createStdoutSink } from '@sluice/sink-stdout';
-import { createIncrementalSnapshot, createPostgresSource } from '@sluice/source-postgres';
+import {
+  createIncrementalSnapshot,
+  createPostgresSource,
+  replicationSlotExists,
+} from '@sluice/source-postgres';
 import pg from 'pg';
 import { printFatal, version } from './cli.js';
 import { type LoadedConfig, loadConfig, type RelayConfig } from './config.js';
@@ -70,16 +74,18 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
     postgres: () => ({ ready: false, detail: 'starting' }),
     sink: () => ({ ready: false, detail: 'starting' }),
   };
+  const readyNow = () => {
+    const out: Record<string, ComponentStatus> = {};
+    for (const [name, status] of Object.entries(readiness)) out[name] = status();
+    metrics.setReady(Object.values(out).every((s) => s.ready));
+    return out;
+  };
+  const readyTimer = setInterval(readyNow, 1000).unref();
   let http: HttpServer | undefined;
-  if (config.httpPort !== 0 || config.httpHost !== '0.0.0.0') {
+  if (config.httpPort !== 0) {
     http = await startHttpServer(config.httpHost, config.httpPort, {
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
-      readiness: () => {
-        const out: Record<string, ComponentStatus> = {};
-        for (const [name, status] of Object.entries(readiness)) out[name] = status();
-        metrics.setReady(Object.values(out).every((s) => s.ready));
-        return out;
-      },
+      readiness: readyNow,
     });
     logger.info({ port: http.port, host: config.httpHost }, 'serving /metrics, /livez and /readyz');
   }
@@ -136,6 +142,7 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
             },
           })
         : undefined;
+    let pipeline: ReturnType<typeof createPipeline<bigint>> | undefined;
     source = createPostgresSource({
       connectionString: config.databaseUrl,
       slot: config.slot,
@@ -146,18 +153,36 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
       heartbeatIntervalMs: config.heartbeatInterval,
       logger: logger.child({ component: 'source-postgres' }),
       metrics,
+      drainOnStop: () =>
+        Promise.race([
+          pipeline?.drain() ?? Promise.resolve(),
+          new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref()),
+        ]),
     });
     const src = source;
     readiness['postgres'] = () => src.status();
 
+    if (snapshot) {
+      // Plan before the slot exists: a crash between creating the slot and planning would
+      // otherwise leave a slot that never gets its snapshot.
+      const planIfNew = async () => {
+        if (!(await replicationSlotExists(pool, config.slot))) await snapshot.plan(true);
+      };
+      await retryRetriable('planning the initial snapshot', planIfNew, { logger, signal: stop.signal });
+    }
     await retryRetriable('preparing replication', () => src.prepare(), {
       logger,
       signal: stop.signal,
       onRetry: () => metrics.reconnect('postgres'),
     });
-    if (snapshot) await snapshot.plan(src.isNewSlot);
+    if (snapshot) {
+      await retryRetriable('planning the initial snapshot', () => snapshot.plan(src.isNewSlot), {
+        logger,
+        signal: stop.signal,
+      });
+    }
 
-    const pipeline = createPipeline<bigint>({
+    pipeline = createPipeline<bigint>({
       sink,
       source: src,
       maxInFlightEvents: config.maxInFlight,
@@ -174,16 +199,9 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
     ];
     logger.info({ slot: config.slot, publication: config.publication }, 'streaming');
     await Promise.all(running);
-
-    if (fatal === undefined) {
-      logger.info({ inFlight: pipeline.stats() }, 'draining in-flight events');
-      await Promise.race([
-        pipeline.drain(),
-        new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref()),
-      ]).catch(failWith);
-    }
     pipeline.close();
   } finally {
+    clearInterval(readyTimer);
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     await sink.close().catch((err: unknown) => logger.warn({ err }, 'closing the sink failed'));

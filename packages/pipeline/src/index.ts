@@ -1,6 +1,7 @@
 export { backoffDelay } from './backoff.js';
 export { type CheckpointerOptions, TransactionCheckpointer } from './checkpointer.js';
 export { DeadLetterFailedError, PipelineStoppedError, PublishFailedError } from './errors.js';
+export { approximateEventBytes } from './event-size.js';
 export { describeEvent, eventLabels } from './labels.js';
 export type { PermanentFailureOutcome, PipelineOptions, RetryOptions } from './options.js';
 export { KeyedScheduler, type Ordered } from './ordering.js';

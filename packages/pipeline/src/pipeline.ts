@@ -12,6 +12,7 @@ import {
 import { backoffDelay } from './backoff.js';
 import { TransactionCheckpointer } from './checkpointer.js';
 import { DeadLetterFailedError, PipelineStoppedError, PublishFailedError } from './errors.js';
+import { approximateEventBytes } from './event-size.js';
 import { describeEvent, eventLabels } from './labels.js';
 import { type PipelineOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { KeyedScheduler, type Ordered } from './ordering.js';
@@ -48,10 +49,6 @@ interface Entry extends Ordered<Entry> {
 }
 
 const RETRY_LOG_INTERVAL_MS = 1000;
-
-function defaultEventBytes(event: RelayEvent): number {
-  return JSON.stringify(event).length;
-}
 
 function reasonOf(err: unknown): string {
   return err instanceof Error ? err.name : 'unknown';
@@ -106,7 +103,7 @@ class PipelineRuntime<C> {
     this.#settings = settings;
     this.#metrics = options.metrics ?? noopMetrics;
     this.#logger = options.logger ?? silentLogger;
-    this.#eventBytes = options.eventBytes ?? defaultEventBytes;
+    this.#eventBytes = options.eventBytes ?? approximateEventBytes;
     this.#random = options.random ?? Math.random;
     this.#window = new InFlightWindow(settings.maxInFlightEvents, settings.maxInFlightBytes);
     this.#checkpointer = new TransactionCheckpointer<C>({ compareCursor: options.compareCursor });

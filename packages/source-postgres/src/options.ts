@@ -40,6 +40,12 @@ export interface PostgresSourceOptions {
   maxBufferedMessages?: number;
   /** application_name of Sluice's connections; default 'sluice'. */
   applicationName?: string;
+  /**
+   * On a clean stop: resolves once everything pushed is delivered (the pipeline's drain). The
+   * session waits for it before closing, so its last status update confirms all of it and a
+   * restart replays nothing.
+   */
+  drainOnStop?: () => Promise<void>;
 }
 
 export interface ResolvedOptions {
@@ -58,6 +64,7 @@ export interface ResolvedOptions {
   metrics: Metrics;
   reconnect: ReconnectOptions;
   maxBufferedMessages: number;
+  drainOnStop: (() => Promise<void>) | undefined;
   applicationName: string;
 }
 
@@ -128,6 +135,7 @@ export function resolveOptions(options: PostgresSourceOptions): ResolvedOptions 
     reconnect: { initialDelayMs, maxDelayMs },
     maxBufferedMessages: nonNegativeInt('maxBufferedMessages', options.maxBufferedMessages, 2_000, 2),
     applicationName: options.applicationName ?? 'sluice',
+    drainOnStop: options.drainOnStop,
   };
 }
 

@@ -123,6 +123,11 @@ export class ReplicationSession {
       await this.readLoop();
     } finally {
       signal.removeEventListener('abort', onAbort);
+      if (signal.aborted && !this.failure && this.status && options.drainOnStop) {
+        // Still connected: let in-flight events land, then confirm them before closing.
+        await options.drainOnStop().catch(() => {});
+        if (!this.failure) this.status.sendNow();
+      }
       this.status?.stop();
       this.s.stats.buffered = 0;
       this.s.stats.paused = false;

@@ -1,0 +1,49 @@
+import type { ChangeEvent, OutboxEvent } from '@sluice/core';
+import { describe, expect, it } from 'vitest';
+import { approximateEventBytes } from './event-size.js';
+
+const source = {
+  lsn: '0/1',
+  commitLsn: '0/2',
+  xid: 1,
+  commitTime: '2026-01-01T00:00:00.000000Z',
+  seq: 0,
+  snapshot: null,
+};
+
+describe('approximateEventBytes', () => {
+  it('stays within a small factor of the JSON length for row changes of any size', () => {
+    for (const size of [1, 100, 10_000, 1_000_000]) {
+      const event: ChangeEvent = {
+        kind: 'change',
+        id: 's:0/2:0',
+        op: 'update',
+        schema: 'public',
+        table: 'docs',
+        key: { id: '1' },
+        before: null,
+        after: { id: '1', body: 'x'.repeat(size), tags: ['a', 'b'], meta: { n: 1, nested: [1, [2]] } },
+        unchanged: [],
+        source,
+      };
+      const exact = JSON.stringify(event).length;
+      const approx = approximateEventBytes(event);
+      expect(approx).toBeGreaterThan(exact / 2);
+      expect(approx).toBeLessThan(exact * 2);
+    }
+  });
+
+  it('counts an outbox payload by its text length', () => {
+    const event: OutboxEvent = {
+      kind: 'outbox',
+      id: 'e1',
+      aggregateType: 'order',
+      aggregateId: '1',
+      type: 'created',
+      payload: JSON.stringify({ big: 'y'.repeat(50_000) }),
+      headers: {},
+      source,
+    };
+    expect(approximateEventBytes(event)).toBeGreaterThanOrEqual(50_000);
+  });
+});
