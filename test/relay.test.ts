@@ -190,4 +190,19 @@ describe('sluice run streams row changes to JetStream', () => {
     );
     expect(slot).toEqual({ done: true, active: false });
   });
+
+  it('with SLUICE_SINK=stdout writes one envelope per line to stdout and its logs to stderr', async () => {
+    await pg.query('CREATE TABLE public.piped (id int PRIMARY KEY, name text)');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.piped', SLUICE_SINK: 'stdout' });
+    const relay = await startRelay(env);
+    await pg.query(`INSERT INTO public.piped VALUES (1, 'a'), (2, 'b')`);
+    await waitFor(() => relay.stdoutLines.length >= 2, { timeoutMs: 30_000, message: 'two NDJSON lines' });
+    const events = relay.stdoutLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(events.map((e) => [e['kind'], e['op'], (e['after'] as { id: number }).id])).toEqual([
+      ['change', 'insert', 1],
+      ['change', 'insert', 2],
+    ]);
+    expect(events[0]?.['id']).toMatch(new RegExp(`^${env.SLUICE_SLOT}:[0-9A-F]+/[0-9A-F]+:0$`));
+    expect(relay.lines.some((l) => l.includes('"msg":"streaming"'))).toBe(true);
+  });
 });

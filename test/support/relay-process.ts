@@ -8,6 +8,8 @@ export interface RelayProcess {
   readonly child: ChildProcess;
   /** Every line the relay wrote to stdout and stderr, in order. */
   readonly lines: string[];
+  /** Only the lines written to stdout. */
+  readonly stdoutLines: string[];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** JSON log records parsed from stdout. */
   logs(): Array<Record<string, unknown>>;
@@ -26,19 +28,22 @@ export function spawnRelay(env: Record<string, string>, args: string[] = ['run']
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
-  const collect = (stream: NodeJS.ReadableStream) => {
+  const stdoutLines: string[] = [];
+  const collect = (stream: NodeJS.ReadableStream, also?: string[]) => {
     let partial = '';
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
       const parts = (partial + chunk).split('\n');
       partial = parts.pop() ?? '';
       lines.push(...parts);
+      also?.push(...parts);
     });
     stream.on('end', () => {
       if (partial) lines.push(partial);
+      if (partial) also?.push(partial);
     });
   };
-  collect(child.stdout as NodeJS.ReadableStream);
+  collect(child.stdout as NodeJS.ReadableStream, stdoutLines);
   collect(child.stderr as NodeJS.ReadableStream);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
@@ -46,6 +51,7 @@ export function spawnRelay(env: Record<string, string>, args: string[] = ['run']
   return {
     child,
     lines,
+    stdoutLines,
     exited,
     logs: () =>
       lines.flatMap((line) => {

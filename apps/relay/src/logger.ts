@@ -8,7 +8,8 @@ export interface RelayLogger extends Logger {
 }
 
 /** pino JSON to stdout; every string that reaches a log line goes through the secret scrubber. */
-export function createLogger(level: string, destination: pino.DestinationStream = pino.destination(1)) {
+export function createLogger(level: string, fd: 1 | 2 = 1) {
+  const destination = pino.destination(fd);
   return pino(
     {
       level,

@@ -28,7 +28,8 @@ export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<
     return 2;
   }
   const { config, sources } = loaded;
-  const logger = createLogger(config.logLevel);
+  // With the stdout sink, stdout carries the events: logs move to stderr so the two never mix.
+  const logger = createLogger(config.logLevel, config.sink === 'stdout' ? 2 : 1);
   logger.info(
     { version: version(), config: summarize(config), sources },
     `sluice ${version()} starting (${config.tables.length} table(s), sink ${config.sink})`,
