@@ -47,7 +47,6 @@ export class StandbyStatus {
     if (this.stopped) return;
     const flushed = this.options.flushed();
     const received = this.options.written();
-    // biome-ignore lint/complexity/useMathMinMax: Math.max does not take bigints.
     const written = received > flushed ? received : flushed;
     this.options.send(
       encodeStandbyStatusUpdate({ written, flushed, applied: flushed, clientTime: pgNow(), replyRequested }),
