@@ -64,3 +64,107 @@ describe('loadConfig', () => {
     expect(() => loadConfig({}, ['--tabels', 'x'])).toThrow(/--tabels: unknown flag/);
   });
 });
+
+function configError(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig: outbox and mode', () => {
+  it('defaults to streaming with the sluice.outbox table, Debezium column names and the sluice.outbox prefix', () => {
+    const { config } = loadConfig({});
+    expect(config).toMatchObject({
+      mode: 'stream',
+      outboxTable: { schema: 'sluice', table: 'outbox' },
+      outboxColumns: {
+        id: 'id',
+        aggregateType: 'aggregatetype',
+        aggregateId: 'aggregateid',
+        type: 'type',
+        payload: 'payload',
+        headers: 'headers',
+      },
+      outboxSubject: '{prefix}.outbox.{aggregatetype}.{type}',
+      outboxMessagePrefix: 'sluice.outbox',
+    });
+  });
+
+  it('maps the columns of an existing table, an empty headers= meaning it has none', () => {
+    const { config } = loadConfig({
+      SLUICE_OUTBOX_TABLE: 'public.events',
+      SLUICE_OUTBOX_COLUMNS: ' aggregatetype=aggregate_type, AggregateId=Aggregate Id ,headers=',
+    });
+    expect(config.outboxTable).toEqual({ schema: 'public', table: 'events' });
+    expect(config.outboxColumns).toEqual({
+      id: 'id',
+      aggregateType: 'aggregate_type',
+      aggregateId: 'Aggregate Id',
+      type: 'type',
+      payload: 'payload',
+      headers: null,
+    });
+  });
+
+  it('turns the table outbox and the message outbox off with none', () => {
+    const { config } = loadConfig({
+      SLUICE_TABLES: 'public.orders',
+      SLUICE_OUTBOX_TABLE: 'none',
+      SLUICE_OUTBOX_MESSAGE_PREFIX: 'NONE',
+    });
+    expect(config.outboxTable).toBeNull();
+    expect(config.outboxMessagePrefix).toBeNull();
+  });
+
+  it('names each bad outbox setting and how to write it', () => {
+    const message = configError({
+      SLUICE_OUTBOX_TABLE: 'outbox',
+      SLUICE_OUTBOX_COLUMNS: 'aggregate=agg,payload=,type',
+      SLUICE_OUTBOX_SUBJECT: '{prefix}.{tenant}.{type}',
+      SLUICE_OUTBOX_MESSAGE_PREFIX: 'sluice.heartbeat',
+      SLUICE_MODE: 'batch',
+    });
+    expect(message).toContain('SLUICE_OUTBOX_TABLE (--outbox-table): "outbox" is not schema.table');
+    expect(message).toContain('SLUICE_OUTBOX_COLUMNS (--outbox-columns): "aggregate=agg" is not key=column');
+    expect(message).toContain('payload= needs a column name');
+    expect(message).toContain('"type" is not key=column');
+    expect(message).toContain(
+      'SLUICE_OUTBOX_SUBJECT (--outbox-subject): outboxSubjectTemplate: unknown placeholder {tenant}',
+    );
+    expect(message).toContain(
+      'SLUICE_OUTBOX_MESSAGE_PREFIX (--outbox-message-prefix): "sluice.heartbeat" is used by Sluice itself',
+    );
+    expect(message).toContain('SLUICE_MODE (--mode)');
+  });
+
+  it('refuses two fields mapped to one column', () => {
+    expect(configError({ SLUICE_OUTBOX_COLUMNS: 'type=kind,aggregatetype=kind' })).toMatch(
+      /SLUICE_OUTBOX_COLUMNS \(--outbox-columns\): .*column "kind" is already used/,
+    );
+  });
+
+  it('refuses capturing the outbox table as row changes too', () => {
+    expect(configError({ SLUICE_TABLES: 'public.orders,sluice.outbox' })).toContain(
+      'sluice.outbox is the outbox table',
+    );
+  });
+
+  it('refuses captured tables in poll mode, which has no logical replication', () => {
+    expect(configError({ SLUICE_MODE: 'poll', SLUICE_TABLES: 'public.orders' })).toContain(
+      'SLUICE_TABLES (--tables): must be empty with SLUICE_MODE=poll',
+    );
+    expect(configError({ SLUICE_MODE: 'poll', SLUICE_OUTBOX_TABLE: 'none' })).toContain(
+      'SLUICE_OUTBOX_TABLE (--outbox-table): SLUICE_MODE=poll reads the outbox table',
+    );
+  });
+
+  it('refuses a configuration that relays nothing', () => {
+    expect(configError({ SLUICE_OUTBOX_TABLE: 'none', SLUICE_OUTBOX_MESSAGE_PREFIX: 'none' })).toContain(
+      'nothing to relay',
+    );
+  });
+});

@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '@sluice/core';
+import { type OutboxColumns, resolveColumns } from '@sluice/outbox';
+import { subjectFor } from '@sluice/sink-nats';
+import { HEARTBEAT_PREFIX, WATERMARK_PREFIX } from '@sluice/source-postgres';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { SETTINGS, type SettingKey, type SettingSpec, settingByKey } from './settings.js';
@@ -65,6 +68,114 @@ const tableList = z.string().transform((text, ctx) => {
   return tables;
 });
 
+/** `none` (any case) switches a feature off. */
+const isNone = (text: string) => text.trim().toLowerCase() === 'none';
+
+const outboxTable = z.string().transform((text, ctx): TableRef | null => {
+  if (isNone(text)) return null;
+  const parts = text.trim().split('.');
+  if (parts.length !== 2 || !parts.every((p) => IDENT.test(p))) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${text}" is not schema.table (e.g. sluice.outbox or public.outbox; none disables the table outbox)`,
+    });
+    return z.NEVER;
+  }
+  return { schema: parts[0] as string, table: parts[1] as string };
+});
+
+/** Setting keys of SLUICE_OUTBOX_COLUMNS: Debezium's column names, lower case. */
+const COLUMN_KEYS: Record<string, keyof OutboxColumns> = {
+  id: 'id',
+  aggregatetype: 'aggregateType',
+  aggregateid: 'aggregateId',
+  type: 'type',
+  payload: 'payload',
+  headers: 'headers',
+};
+
+const outboxColumns = z.string().transform((text, ctx): OutboxColumns => {
+  const overrides: Partial<OutboxColumns> = {};
+  let ok = true;
+  const fail = (message: string) => {
+    ctx.addIssue({ code: 'custom', message });
+    ok = false;
+  };
+  for (const raw of text.split(',')) {
+    const item = raw.trim();
+    if (item === '') continue;
+    const eq = item.indexOf('=');
+    const key = (eq === -1 ? item : item.slice(0, eq)).trim().toLowerCase();
+    const field = COLUMN_KEYS[key];
+    if (eq === -1 || !field) {
+      fail(
+        `"${item}" is not key=column with key one of ${Object.keys(COLUMN_KEYS).join(', ')} ` +
+          '(e.g. aggregatetype=aggregate_type,headers=)',
+      );
+      continue;
+    }
+    if (Object.hasOwn(overrides, field)) {
+      fail(`${key} is set twice`);
+      continue;
+    }
+    const column = item.slice(eq + 1).trim();
+    if (column === '' && field !== 'headers') {
+      fail(`${key}= needs a column name (only headers= may be empty: the table has no headers column)`);
+      continue;
+    }
+    if (column === '') overrides.headers = null;
+    else overrides[field] = column;
+  }
+  if (!ok) return z.NEVER;
+  try {
+    return resolveColumns(overrides);
+  } catch (err) {
+    ctx.addIssue({
+      code: 'custom',
+      message: err instanceof Error ? err.message.replace(/^columns\./, '') : String(err),
+    });
+    return z.NEVER;
+  }
+});
+
+/** An outbox event to render a template with: the sink validates templates as it compiles them. */
+const PROBE_EVENT = {
+  kind: 'outbox',
+  id: 'probe',
+  aggregateType: 'a',
+  aggregateId: 'b',
+  type: 'c',
+  payload: 'null',
+  headers: {},
+  source: { lsn: '0/0', commitLsn: '0/0', xid: null, commitTime: '', seq: 0, snapshot: null },
+} as const;
+
+const outboxSubject = z.string().superRefine((template, ctx) => {
+  try {
+    subjectFor(PROBE_EVENT, { subjectPrefix: 'prefix', outboxSubjectTemplate: template });
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+  }
+});
+
+const RESERVED_PREFIXES = [HEARTBEAT_PREFIX, WATERMARK_PREFIX];
+
+const messagePrefix = z.string().transform((text, ctx): string | null => {
+  if (isNone(text)) return null;
+  if (text.length === 0 || text.trim() !== text) {
+    ctx.addIssue({ code: 'custom', message: `expected a prefix without surrounding spaces, got "${text}"` });
+    return z.NEVER;
+  }
+  if (RESERVED_PREFIXES.includes(text)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${text}" is used by Sluice itself; pick another prefix (default sluice.outbox)`,
+    });
+    return z.NEVER;
+  }
+  return text;
+});
+
 const urlWith = (protocols: string[]) =>
   z
     .string()
@@ -74,32 +185,64 @@ const urlWith = (protocols: string[]) =>
       { message: `expected a URL starting with ${protocols.join(' or ')}` },
     );
 
-const schema = z.object({
-  databaseUrl: urlWith(['postgres://', 'postgresql://']),
-  natsUrl: urlWith(['nats://', 'tls://', 'ws://', 'wss://']),
-  tables: tableList,
-  slot: z
-    .string()
-    .regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
-  publication: z.string().regex(IDENT, 'expected a plain identifier (letters, digits, underscores)'),
-  subjectPrefix: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens without wildcards'),
-  stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a stream name of letters, digits, _ or -'),
-  streamReplicas: integer(1, 5),
-  duplicateWindow: durationMs({ min: 1000 }),
-  snapshot: z.enum(['initial', 'never']),
-  sink: z.enum(['nats', 'stdout']),
-  httpPort: integer(0, 65535),
-  httpHost: z.string().min(1),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
-  maxInFlight: integer(1, 1_000_000),
-  maxInFlightBytes: integer(1024, 8 * 1024 * 1024 * 1024),
-  heartbeatInterval: durationMs({ min: 0 }),
-  publishTimeout: durationMs({ min: 100 }),
-  autoMigrate: bool(),
-  configFile: z.string().optional(),
-});
+const schema = z
+  .object({
+    databaseUrl: urlWith(['postgres://', 'postgresql://']),
+    natsUrl: urlWith(['nats://', 'tls://', 'ws://', 'wss://']),
+    tables: tableList,
+    mode: z.enum(['stream', 'poll']),
+    outboxTable,
+    outboxColumns,
+    outboxSubject,
+    outboxMessagePrefix: messagePrefix,
+    slot: z
+      .string()
+      .regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
+    publication: z.string().regex(IDENT, 'expected a plain identifier (letters, digits, underscores)'),
+    subjectPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens without wildcards'),
+    stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a stream name of letters, digits, _ or -'),
+    streamReplicas: integer(1, 5),
+    duplicateWindow: durationMs({ min: 1000 }),
+    snapshot: z.enum(['initial', 'never']),
+    sink: z.enum(['nats', 'stdout']),
+    httpPort: integer(0, 65535),
+    httpHost: z.string().min(1),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+    maxInFlight: integer(1, 1_000_000),
+    maxInFlightBytes: integer(1024, 8 * 1024 * 1024 * 1024),
+    heartbeatInterval: durationMs({ min: 0 }),
+    publishTimeout: durationMs({ min: 100 }),
+    autoMigrate: bool(),
+    configFile: z.string().optional(),
+  })
+  .superRefine((c, ctx) => {
+    const issue = (key: SettingKey, message: string) =>
+      ctx.addIssue({ code: 'custom', path: [key], message });
+    const outbox = c.outboxTable ? `${c.outboxTable.schema}.${c.outboxTable.table}` : null;
+    if (outbox && c.tables.some((t) => `${t.schema}.${t.table}` === outbox)) {
+      issue(
+        'tables',
+        `${outbox} is the outbox table: its inserts are published as domain events, so it cannot also be captured as row changes; remove it from SLUICE_TABLES`,
+      );
+    }
+    if (c.mode === 'poll') {
+      if (c.tables.length > 0) {
+        issue(
+          'tables',
+          'must be empty with SLUICE_MODE=poll: row changes need logical replication; use SLUICE_MODE=stream to capture tables',
+        );
+      }
+      if (!outbox)
+        issue('outboxTable', 'SLUICE_MODE=poll reads the outbox table: name one (default sluice.outbox)');
+    } else if (c.tables.length === 0 && !outbox && c.outboxMessagePrefix === null) {
+      issue(
+        'tables',
+        'nothing to relay: no tables, SLUICE_OUTBOX_TABLE=none and SLUICE_OUTBOX_MESSAGE_PREFIX=none; capture tables or enable an outbox',
+      );
+    }
+  });
 
 export type RelayConfig = z.output<typeof schema>;
 

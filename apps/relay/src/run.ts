@@ -14,6 +14,7 @@ import { printFatal, version } from './cli.js';
 import { type LoadedConfig, loadConfig, type RelayConfig } from './config.js';
 import { type HttpServer, startHttpServer } from './http.js';
 import { createLogger, type RelayLogger } from './logger.js';
+import { checkOutboxTable, createOutboxHooks } from './outbox.js';
 import { retryRetriable } from './retry.js';
 
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -32,7 +33,7 @@ export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<
   const logger = createLogger(config.logLevel, config.sink === 'stdout' ? 2 : 1);
   logger.info(
     { version: version(), config: summarize(config), sources },
-    `sluice ${version()} starting (${config.tables.length} table(s), sink ${config.sink})`,
+    `sluice ${version()} starting (${config.mode} mode, ${config.tables.length} table(s), outbox ${describeOutbox(config)}, sink ${config.sink})`,
   );
   try {
     return await runWith(config, logger);
@@ -46,7 +47,21 @@ export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<
 }
 
 function summarize(config: RelayConfig) {
-  return { ...config, tables: config.tables.map((t) => `${t.schema}.${t.table}`) };
+  return {
+    ...config,
+    tables: config.tables.map((t) => `${t.schema}.${t.table}`),
+    outboxTable: config.outboxTable ? `${config.outboxTable.schema}.${config.outboxTable.table}` : 'none',
+    outboxMessagePrefix: config.outboxMessagePrefix ?? 'none',
+  };
+}
+
+function describeOutbox(config: RelayConfig): string {
+  const parts: string[] = [];
+  if (config.outboxTable) parts.push(`table ${config.outboxTable.schema}.${config.outboxTable.table}`);
+  if (config.outboxMessagePrefix !== null && config.mode === 'stream') {
+    parts.push(`messages "${config.outboxMessagePrefix}"`);
+  }
+  return parts.length > 0 ? parts.join(' + ') : 'off';
 }
 
 async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number> {
@@ -107,6 +122,7 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
           duplicateWindowMs: config.duplicateWindow,
           replicas: config.streamReplicas,
           ackTimeoutMs: config.publishTimeout,
+          outboxSubjectTemplate: config.outboxSubject,
           connectionName: `sluice ${config.slot}`,
           logger: logger.child({ component: 'sink-nats' }),
           metrics,
@@ -120,6 +136,14 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
         logger,
         signal: stop.signal,
       });
+    }
+    const outboxTable = config.outboxTable;
+    if (outboxTable) {
+      await retryRetriable(
+        'checking the outbox table',
+        () => checkOutboxTable(pool, outboxTable, config.outboxColumns, config.autoMigrate),
+        { logger, signal: stop.signal },
+      );
     }
     await retryRetriable('connecting the sink', () => sink.start(), {
       logger,
@@ -151,6 +175,12 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
       tables: config.tables,
       snapshot: config.snapshot,
       ...(snapshot ? { snapshotHooks: snapshot.hooks } : {}),
+      outboxHooks: createOutboxHooks({
+        table: config.outboxTable,
+        columns: config.outboxColumns,
+        messagePrefix: config.outboxMessagePrefix,
+        logger: logger.child({ component: 'outbox' }),
+      }),
       heartbeatIntervalMs: config.heartbeatInterval,
       logger: logger.child({ component: 'source-postgres' }),
       metrics,

@@ -39,6 +39,45 @@ export const SETTINGS = [
     description: 'Comma list of schema.table to capture with logical replication (empty: outbox only).',
   },
   {
+    key: 'mode',
+    env: 'SLUICE_MODE',
+    flag: '--mode',
+    default: 'stream',
+    description:
+      'stream: logical replication (row changes + outbox); poll: read the outbox table with queries (no slot, outbox only).',
+  },
+  {
+    key: 'outboxTable',
+    env: 'SLUICE_OUTBOX_TABLE',
+    flag: '--outbox-table',
+    default: 'sluice.outbox',
+    description:
+      'Outbox table (schema.table) whose inserts are published as domain events; none disables it.',
+  },
+  {
+    key: 'outboxColumns',
+    env: 'SLUICE_OUTBOX_COLUMNS',
+    flag: '--outbox-columns',
+    default: '',
+    description:
+      'Column names of an existing outbox table, e.g. aggregatetype=aggregate_type,headers= (empty: no headers column); Debezium names by default.',
+  },
+  {
+    key: 'outboxSubject',
+    env: 'SLUICE_OUTBOX_SUBJECT',
+    flag: '--outbox-subject',
+    default: '{prefix}.outbox.{aggregatetype}.{type}',
+    description: 'Subject of outbox events; placeholders {prefix}, {aggregatetype}, {type}, {aggregateid}.',
+  },
+  {
+    key: 'outboxMessagePrefix',
+    env: 'SLUICE_OUTBOX_MESSAGE_PREFIX',
+    flag: '--outbox-message-prefix',
+    default: 'sluice.outbox',
+    description:
+      'Transactional logical messages with this prefix (written by emit()) are outbox events; none disables them.',
+  },
+  {
     key: 'slot',
     env: 'SLUICE_SLOT',
     flag: '--slot',

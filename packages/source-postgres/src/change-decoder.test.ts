@@ -378,6 +378,62 @@ describe('ChangeDecoder', () => {
     ]);
   });
 
+  it('gives onInsert the raw column texts, so a jsonb payload with a big integer stays verbatim', () => {
+    const JSONB = 3802;
+    const raws: Array<[string | null | undefined, string | null | undefined, string | null | undefined]> = [];
+    let parsed: unknown;
+    const d = decoder({
+      outboxHooks: {
+        tables: [{ schema: 'sluice', table: 'outbox' }],
+        onInsert: (_rel, row, _ctx, raw) => {
+          parsed = row['payload'];
+          raws.push([raw.text('payload'), raw.text('headers'), raw.text('no_such_column')]);
+          return [];
+        },
+      },
+    });
+    feed(d, [
+      begin(0x3000n, 1),
+      relation(OTHER, 'sluice', 'outbox', 'd', [
+        ['id', TEXT, true],
+        ['payload', JSONB, false],
+        ['headers', JSONB, false],
+      ]),
+      insert(OTHER, ['e-1', '{"amount": 12345678901234567890}', null]),
+      commit(0x3000n, 0x3040n),
+    ]);
+    expect(raws).toEqual([['{"amount": 12345678901234567890}', null, undefined]]);
+    expect(parsed).toEqual({ amount: 12345678901234567000 });
+  });
+
+  it('tells onIgnoredChange about updates, deletes and truncates of an outbox-only table, and publishes none', () => {
+    const ignored: Array<[string, string, string | undefined]> = [];
+    const d = decoder({
+      outboxHooks: {
+        tables: [{ schema: 'sluice', table: 'outbox' }],
+        onIgnoredChange: (rel, op, ctx) =>
+          ignored.push([`${rel.schema}.${rel.table}`, op, ctx.transaction?.commitLsn.toString(16)]),
+      },
+    });
+    const { events } = feed(d, [
+      begin(0x3000n, 1),
+      ordersRelation(),
+      relation(OTHER, 'sluice', 'outbox', 'd', [['id', TEXT, true]]),
+      update(OTHER, null, ['e-1']),
+      del(OTHER, 'K', ['e-1']),
+      truncate([OTHER, ORDERS]),
+      commit(0x3000n, 0x3040n),
+    ]);
+    expect(ignored).toEqual([
+      ['sluice.outbox', 'update', '3000'],
+      ['sluice.outbox', 'delete', '3000'],
+      ['sluice.outbox', 'truncate', '3000'],
+    ]);
+    expect(events.map((e) => (e.kind === 'change' ? `${e.table} ${e.op}` : e.kind))).toEqual([
+      'orders truncate',
+    ]);
+  });
+
   it('rejects a streamed-transaction message it never asked for', () => {
     const streamStart = new Msg().tag('S').int32(7).int8(1).build();
     expect(() => feed(decoder(), [streamStart])).toThrow(UnexpectedMessageError);

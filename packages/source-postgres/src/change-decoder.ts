@@ -13,7 +13,7 @@ import {
   tupleToRow,
 } from '@sluice/pgoutput';
 import { UnexpectedMessageError } from './errors.js';
-import type { OutboxHooks, StreamContext, TransactionInfo } from './outbox-hooks.js';
+import type { IgnoredOp, OutboxHooks, RawTuple, StreamContext, TransactionInfo } from './outbox-hooks.js';
 import { type SnapshotHooks, WATERMARK_PREFIX } from './snapshot/contract.js';
 
 /** Prefix of the messages the heartbeat emits; they only exist to move the slot and are dropped. */
@@ -46,6 +46,10 @@ interface CachedRelation {
   /** Columns Postgres flags as replica identity: what a K (key) old tuple carries. */
   identityColumns: string[];
   captured: boolean;
+  /** Published only for the outbox hooks (one of `outboxHooks.tables`, not captured). */
+  outboxOnly: boolean;
+  /** Column name → tuple index, built on first use by a RawTuple. */
+  columnIndex?: Map<string, number>;
 }
 
 interface OpenTransaction extends TransactionInfo {
@@ -73,6 +77,7 @@ function tableId(schema: string, table: string): string {
 export class ChangeDecoder {
   private readonly decoder: PgOutputDecoder;
   private readonly captured: Map<string, CapturedTable>;
+  private readonly outboxTables: Set<string>;
   private readonly relations = new Map<number, CachedRelation>();
   /** Type OID → qualified name, from Type messages (sent for non-built-in column types). */
   readonly typeNames = new Map<number, string>();
@@ -81,6 +86,7 @@ export class ChangeDecoder {
   constructor(private readonly options: ChangeDecoderOptions) {
     this.decoder = new PgOutputDecoder({ protocolVersion: options.protocolVersion });
     this.captured = new Map(options.tables.map((t) => [tableId(t.schema, t.table), t]));
+    this.outboxTables = new Set((options.outboxHooks?.tables ?? []).map((t) => tableId(t.schema, t.table)));
   }
 
   get inTransaction(): boolean {
@@ -129,7 +135,12 @@ export class ChangeDecoder {
         if (!rel.captured && !outbox) return null;
         const { row, unchanged } = tupleToRow(rel.columns, msg.new);
         if (outbox) {
-          const replaced = outbox({ schema: rel.schema, table: rel.table }, row, this.context(walStart));
+          const replaced = outbox(
+            { schema: rel.schema, table: rel.table },
+            row,
+            this.context(walStart),
+            rawTuple(rel, msg.new),
+          );
           if (replaced) {
             for (const e of replaced) out.push(e);
             return null;
@@ -141,7 +152,7 @@ export class ChangeDecoder {
       }
       case 'update': {
         const rel = this.relation(msg.relationOid, 'Update', walStart);
-        if (!rel.captured) return null;
+        if (!rel.captured) return this.ignored(rel, 'update', walStart);
         const { row: after, unchanged } = tupleToRow(rel.columns, msg.new);
         const before = msg.old && msg.oldKind ? this.oldRow(rel, msg.oldKind, msg.old) : null;
         let stillUnchanged = unchanged;
@@ -158,7 +169,7 @@ export class ChangeDecoder {
       }
       case 'delete': {
         const rel = this.relation(msg.relationOid, 'Delete', walStart);
-        if (!rel.captured) return null;
+        if (!rel.captured) return this.ignored(rel, 'delete', walStart);
         const before = this.oldRow(rel, msg.oldKind, msg.old);
         this.emitChange(out, walStart, rel, 'delete', before, null, []);
         return null;
@@ -167,6 +178,7 @@ export class ChangeDecoder {
         for (const oid of msg.relationOids) {
           const rel = this.relation(oid, 'Truncate', walStart);
           if (rel.captured) this.emitChange(out, walStart, rel, 'truncate', null, null, []);
+          else this.ignored(rel, 'truncate', walStart);
         }
         return null;
       }
@@ -182,6 +194,18 @@ export class ChangeDecoder {
     }
   }
 
+  /** A change of a relation published only for the outbox hooks: never an event, but the hooks may say so. */
+  private ignored(rel: CachedRelation, op: IgnoredOp, walStart: bigint): null {
+    if (rel.outboxOnly) {
+      this.options.outboxHooks?.onIgnoredChange?.(
+        { schema: rel.schema, table: rel.table },
+        op,
+        this.context(walStart),
+      );
+    }
+    return null;
+  }
+
   private relation(oid: number, what: string, walStart: bigint): CachedRelation {
     const rel = this.relations.get(oid);
     if (!rel) {
@@ -193,7 +217,8 @@ export class ChangeDecoder {
   }
 
   private cacheRelation(msg: RelationMessage): void {
-    const captured = this.captured.get(tableId(msg.schema, msg.name));
+    const id = tableId(msg.schema, msg.name);
+    const captured = this.captured.get(id);
     const names = new Set(msg.columns.map((c) => c.name));
     const identityColumns = msg.columns.filter((c) => c.isKey).map((c) => c.name);
     // With REPLICA IDENTITY FULL every column is flagged as key: the catalog's primary key is the real one.
@@ -208,6 +233,7 @@ export class ChangeDecoder {
       keyColumns,
       identityColumns,
       captured: captured !== undefined,
+      outboxOnly: captured === undefined && this.outboxTables.has(id),
     });
   }
 
@@ -322,6 +348,20 @@ export class ChangeDecoder {
       changeId: (source) => this.changeId(source),
     };
   }
+}
+
+function rawTuple(rel: CachedRelation, tuple: TupleData): RawTuple {
+  return {
+    text(column) {
+      if (!rel.columnIndex) rel.columnIndex = new Map(rel.columns.map((c, i) => [c.name, i]));
+      const i = rel.columnIndex.get(column);
+      if (i === undefined) return undefined;
+      const value = tuple[i];
+      if (value === null || typeof value === 'string') return value;
+      // Sluice never asks for binary values, and an insert carries no unchanged TOAST marker.
+      return undefined;
+    },
+  };
 }
 
 /** Key columns from `row`, falling back to `fallback` for any it lacks (an unchanged TOAST key column). */

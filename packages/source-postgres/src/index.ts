@@ -22,7 +22,13 @@ export {
   WalLevelError,
 } from './errors.js';
 export type { PostgresSourceOptions, ReconnectOptions, TableRef } from './options.js';
-export type { OutboxHooks, StreamContext, TransactionInfo } from './outbox-hooks.js';
+export type {
+  IgnoredOp,
+  OutboxHooks,
+  RawTuple,
+  StreamContext,
+  TransactionInfo,
+} from './outbox-hooks.js';
 export type { BufferStats } from './replication-session.js';
 export type { SnapshotHooks, SnapshotRead, WatermarkContext } from './snapshot/contract.js';
 export { WATERMARK_PREFIX } from './snapshot/contract.js';

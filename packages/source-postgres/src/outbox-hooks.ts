@@ -25,8 +25,21 @@ export interface StreamContext {
 }
 
 /**
- * The seam the outbox plugs into (packages/outbox wires it; the stream only calls it). Hooks run
- * synchronously in stream order, before the events they return are pushed.
+ * The inserted tuple as Postgres sent it, before the value layer parsed it. The value layer turns
+ * json/jsonb into parsed values, which a re-serialisation would change (big integers rounded, key
+ * order and spacing of `json` lost); an outbox payload must travel verbatim.
+ */
+export interface RawTuple {
+  /** The column's text as sent; null for SQL NULL; undefined when the relation has no such column. */
+  text(column: string): string | null | undefined;
+}
+
+/** A change the stream drops because the relation is only published for `onInsert`. */
+export type IgnoredOp = 'update' | 'delete' | 'truncate';
+
+/**
+ * The seam the outbox plugs into (apps/relay wires it with packages/outbox's transforms; the stream
+ * only calls it). Hooks run synchronously in stream order, before the events they return are pushed.
  */
 export interface OutboxHooks {
   /**
@@ -42,10 +55,17 @@ export interface OutboxHooks {
   /**
    * An insert into any published relation, captured table or not (the outbox table need not be in
    * `tables`). Returns events that replace the row's change event, or undefined for the usual handling.
+   * `raw` gives the unparsed column texts (for a payload that must stay byte for byte).
    */
   onInsert?(
     relation: { schema: string; table: string },
     row: Row,
     context: StreamContext,
+    raw: RawTuple,
   ): RelayEvent[] | undefined;
+  /**
+   * An update, delete or truncate of one of `tables` that the source does not capture: nothing is
+   * published for it. Lets the owner say so (an outbox publishes inserts only).
+   */
+  onIgnoredChange?(relation: { schema: string; table: string }, op: IgnoredOp, context: StreamContext): void;
 }

@@ -1,0 +1,140 @@
+import { type Logger, PermanentError, RetriableError } from '@sluice/core';
+import { type OutboxColumns, outboxEventFromMessage, outboxEventFromRow } from '@sluice/outbox';
+import type { OutboxHooks } from '@sluice/source-postgres';
+import type pg from 'pg';
+import type { TableRef } from './config.js';
+
+export interface OutboxWiring {
+  /** The outbox table, or null when only logical messages (or nothing) are outbox events. */
+  table: TableRef | null;
+  columns: OutboxColumns;
+  /** Prefix of the transactional logical messages that are outbox events; null disables them. */
+  messagePrefix: string | null;
+  logger: Logger;
+}
+
+/**
+ * The outbox seam of the replication source: inserts into the outbox table and transactional
+ * logical messages with the outbox prefix become OutboxEvents at their place in the transaction
+ * (each takes the next `seq`), so they reach the stream merged with the row changes in commit order.
+ * Updates, deletes and truncates of the outbox table are never events.
+ */
+export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
+  const { table, columns, messagePrefix, logger } = wiring;
+  const hooks: OutboxHooks = { tables: table ? [table] : [] };
+  const warned = new Set<string>();
+  const warnOnce = (key: string, fields: object, message: string) => {
+    if (warned.has(key)) return;
+    warned.add(key);
+    logger.warn(fields, message);
+  };
+  // The transaction that last inserted outbox rows: a delete in it is deleteAfterInsert, not a mistake.
+  let insertedIn: bigint | undefined;
+
+  if (table) {
+    const name = `${table.schema}.${table.table}`;
+    hooks.onInsert = (relation, row, context, raw) => {
+      if (relation.schema !== table.schema || relation.table !== table.table) return undefined;
+      insertedIn = context.transaction?.commitLsn;
+      // The payload column's text as Postgres sent it: parsing and re-serialising would round
+      // big integers and reorder or respace `json` text.
+      const payloadText = raw.text(columns.payload);
+      return [
+        outboxEventFromRow(row, columns, context.nextSource(), {
+          ...(typeof payloadText === 'string' ? { payloadText } : {}),
+        }),
+      ];
+    };
+    hooks.onIgnoredChange = (relation, op, context) => {
+      if (op === 'delete' && insertedIn !== undefined && context.transaction?.commitLsn === insertedIn)
+        return;
+      warnOnce(
+        `${relation.schema}.${relation.table}`,
+        { table: name, op },
+        `outbox table ${name}: ignoring a ${op} (and every later update, delete or truncate of it): only inserts ` +
+          'are outbox events, so changing or removing a row never publishes anything. Deleting rows that were ' +
+          'already published is fine (cleanup); to change an event, insert a new one',
+      );
+    };
+  }
+
+  if (messagePrefix !== null) {
+    hooks.onLogicalMessage = (message, context) => {
+      if (message.prefix !== messagePrefix) return [];
+      if (!message.transactional || context.transaction === null) {
+        warnOnce(
+          `message:${messagePrefix}`,
+          { prefix: messagePrefix },
+          `ignoring a non-transactional logical message with the outbox prefix "${messagePrefix}" (and any later ` +
+            'ones): it is not tied to a transaction that commits or rolls back with your data. ' +
+            `Write it with emit() from @sluice/outbox, or pg_logical_emit_message(true, '${messagePrefix}', …)`,
+        );
+        return [];
+      }
+      return [outboxEventFromMessage(message.content, context.nextSource())];
+    };
+  }
+  return hooks;
+}
+
+const CONNECTION_STATES = /^(08|53|57P0[1-3])/;
+
+/**
+ * Checks, before anything streams or polls, that the outbox table exists and has the mapped
+ * columns, so a typo in SLUICE_OUTBOX_TABLE or SLUICE_OUTBOX_COLUMNS stops the relay with the fix
+ * instead of publishing nothing (a table missing from a publication is simply never read).
+ */
+export async function checkOutboxTable(
+  pool: pg.Pool,
+  table: TableRef,
+  columns: OutboxColumns,
+  autoMigrate: boolean,
+): Promise<void> {
+  let rows: { column_name: string }[];
+  let exists: boolean;
+  try {
+    const result = await pool.query<{ exists: boolean; column_name: string | null }>(
+      `SELECT c.oid IS NOT NULL AS exists, a.attname::text AS column_name
+         FROM (SELECT 1) one
+         LEFT JOIN pg_namespace n ON n.nspname = $1
+         LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $2 AND c.relkind IN ('r', 'p')
+         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped`,
+      [table.schema, table.table],
+    );
+    exists = result.rows[0]?.exists === true;
+    rows = result.rows.filter((r): r is { exists: boolean; column_name: string } => r.column_name !== null);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const reason = err instanceof Error ? err.message : String(err);
+    if (typeof code === 'string' && !CONNECTION_STATES.test(code)) {
+      throw new PermanentError(`cannot inspect the outbox table ${describe(table)}: ${reason}`, {
+        cause: err,
+      });
+    }
+    throw new RetriableError(`cannot inspect the outbox table ${describe(table)}: ${reason}`, { cause: err });
+  }
+  const name = describe(table);
+  if (!exists) {
+    const isDefault = table.schema === 'sluice' && table.table === 'outbox';
+    throw new PermanentError(`the outbox table ${name} (SLUICE_OUTBOX_TABLE) does not exist`, {
+      hint: isDefault
+        ? autoMigrate
+          ? 'the migrations should have created it: check that they ran (`sluice migrate`)'
+          : 'run `sluice migrate` (or set SLUICE_AUTO_MIGRATE=true), or set SLUICE_OUTBOX_TABLE=none to relay without an outbox table'
+        : `create it (Debezium's shape: id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb), point SLUICE_OUTBOX_TABLE at the table your application writes, or set SLUICE_OUTBOX_TABLE=none`,
+    });
+  }
+  const have = new Set(rows.map((r) => r.column_name));
+  const mapped = Object.entries(columns).filter((e): e is [string, string] => e[1] !== null);
+  const missing = mapped.filter(([, column]) => !have.has(column));
+  if (missing.length > 0) {
+    const list = missing.map(([field, column]) => `${column} (${field.toLowerCase()})`).join(', ');
+    throw new PermanentError(`the outbox table ${name} has no column ${list}`, {
+      hint: `map the columns it has with SLUICE_OUTBOX_COLUMNS, e.g. ${missing.map(([field]) => `${field.toLowerCase()}=<column>`).join(',')} (headers= when it has no headers column); it has: ${[...have].join(', ')}`,
+    });
+  }
+}
+
+function describe(table: TableRef): string {
+  return `${table.schema}.${table.table}`;
+}
