@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   check,
+  customType,
   index,
   jsonb,
   pgSchema,
@@ -25,9 +26,21 @@ export const SLUICE_SCHEMA = 'sluice';
 const sluice = pgSchema(SLUICE_SCHEMA);
 
 /**
+ * Postgres' 64-bit transaction id (13+), which drizzle has no builder for. Its text form is a
+ * decimal integer; kept as a string because it may exceed 2^53.
+ */
+const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => 'xid8' });
+
+/**
  * The transactional outbox. Column names are Debezium's, so an application already writing to a
- * Debezium outbox table can point Sluice at it unchanged. `created_at` is Sluice's addition: poll
- * mode reads in `created_at` order.
+ * Debezium outbox table can point Sluice at it unchanged. The rest is Sluice's addition, all filled
+ * by defaults so `enqueue` names none of them:
+ * - `created_at`: the inserting transaction's start time (`ce-time` in poll mode).
+ * - `txid`, `position`: poll mode's read order. `txid` is the inserting transaction's id; rows
+ *   below the oldest running transaction's id can no longer gain a neighbour in front of them,
+ *   so the relay reads in (txid, position) order up to that horizon and never skips a row of a
+ *   transaction that commits late (packages/source-outbox-poll).
+ * - `published_at`: set instead of deleting the row in poll mode's `mark` mode.
  */
 export const outbox = sluice.table(
   'outbox',
@@ -39,8 +52,14 @@ export const outbox = sluice.table(
     payload: jsonb('payload'),
     headers: jsonb('headers').$type<Record<string, string>>(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    txid: xid8('txid').notNull().default(sql`pg_current_xact_id()`),
+    position: bigint('position', { mode: 'bigint' }).generatedAlwaysAsIdentity(),
+    publishedAt: timestamp('published_at', { withTimezone: true }),
   },
-  (t) => [index('outbox_created_at_idx').on(t.createdAt)],
+  (t) => [
+    index('outbox_created_at_idx').on(t.createdAt),
+    index('outbox_txid_position_idx').on(t.txid, t.position),
+  ],
 );
 
 export type SnapshotStatus = 'pending' | 'running' | 'done';
