@@ -9,6 +9,10 @@ const alias = [{ find: /^@sluice\/([a-z-]+)$/, replacement: `${root}packages/$1/
 export default defineConfig({
   resolve: { alias },
   test: {
+    // CI also writes a JSON report, from which .ci/run prints the plain "N passed, N failed" line.
+    reporters: process.env['CI']
+      ? ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]]
+      : ['default'],
     projects: [
       {
         resolve: { alias },
