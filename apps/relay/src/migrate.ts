@@ -1,3 +1,4 @@
+import { ConfigError } from '@sluice/core';
 import { migrate, migrationSql } from '@sluice/schema';
 import pg from 'pg';
 import { printFatal } from './cli.js';
@@ -22,7 +23,7 @@ export async function runMigrate(env: NodeJS.ProcessEnv, argv: string[]): Promis
     return 0;
   } catch (err) {
     printFatal(err);
-    return 1;
+    return err instanceof ConfigError ? 2 : 1;
   } finally {
     await pool?.end();
   }

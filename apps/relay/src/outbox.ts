@@ -51,7 +51,7 @@ export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
       warnOnce(
         `${relation.schema}.${relation.table}`,
         { table: name, op },
-        `outbox table ${name}: ignoring a ${op} (and every later update, delete or truncate of it): only inserts ` +
+        `outbox table ${name}: ignoring ${op === 'update' ? 'an' : 'a'} ${op} (and every later update, delete or truncate of it): only inserts ` +
           'are outbox events, so changing or removing a row never publishes anything. Deleting rows that were ' +
           'already published is fine (cleanup); to change an event, insert a new one',
       );
@@ -128,7 +128,11 @@ export async function checkOutboxTable(
   const mapped = Object.entries(columns).filter((e): e is [string, string] => e[1] !== null);
   const missing = mapped.filter(([, column]) => !have.has(column));
   if (missing.length > 0) {
-    const list = missing.map(([field, column]) => `${column} (${field.toLowerCase()})`).join(', ');
+    const list = missing
+      .map(([field, column]) =>
+        column === field.toLowerCase() ? column : `${column} (${field.toLowerCase()})`,
+      )
+      .join(', ');
     throw new PermanentError(`the outbox table ${name} has no column ${list}`, {
       hint: `map the columns it has with SLUICE_OUTBOX_COLUMNS, e.g. ${missing.map(([field]) => `${field.toLowerCase()}=<column>`).join(',')} (headers= when it has no headers column); it has: ${[...have].join(', ')}`,
     });
