@@ -1,0 +1,112 @@
+import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relayEnv } from './support/env.js';
+import { readStream, streamMessageCount } from './support/jetstream.js';
+import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+
+const KEYS = 50;
+const ROUNDS = 60; // 50 inserts + 59 rounds of 50 updates = 3 000 events, 10 rows per transaction
+
+let pgServer: PostgresServer;
+let nats: NatsServer;
+let relay: RelayProcess | undefined;
+
+beforeAll(async () => {
+  [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
+});
+afterAll(async () => {
+  await relay?.kill('SIGKILL');
+  await Promise.all([pgServer?.dispose(), nats?.dispose()]);
+});
+
+/** Writes in rounds and can be paused between transactions, so a server can be stopped with nothing half-committed. */
+class Writer {
+  private paused = false;
+  private idle: (() => void) | undefined;
+  private resume: (() => void) | undefined;
+  round = 0;
+
+  async run(url: string): Promise<void> {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let start = 0; start < KEYS; start += 10) {
+        if (this.paused) {
+          this.idle?.();
+          await new Promise<void>((resolve) => {
+            this.resume = resolve;
+          });
+        }
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        if (round === 0) {
+          await client.query(
+            'INSERT INTO public.faults SELECT g, 0 FROM generate_series($1::int, $2::int) g',
+            [start, start + 9],
+          );
+        } else {
+          await client.query('UPDATE public.faults SET v = v + 1 WHERE id BETWEEN $1 AND $2', [
+            start,
+            start + 9,
+          ]);
+        }
+        await client.end();
+      }
+      this.round = round;
+    }
+  }
+
+  pause(): Promise<void> {
+    this.paused = true;
+    return new Promise<void>((resolve) => {
+      this.idle = resolve;
+    });
+  }
+
+  continue(): void {
+    this.paused = false;
+    this.resume?.();
+  }
+}
+
+describe('sluice run while its servers fail', () => {
+  it('loses and duplicates nothing, and keeps per-key order, across a NATS restart and a Postgres crash', async () => {
+    await pgServer.query('CREATE TABLE public.faults (id int PRIMARY KEY, v int NOT NULL)');
+    const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.faults', SLUICE_PUBLISH_TIMEOUT: '1s' });
+    relay = spawnRelay(env);
+    await relay.waitForLog(/"msg":"streaming"/);
+    const writer = new Writer();
+    const writing = writer.run(pgServer.url());
+
+    // NATS goes away while events flow: publishes time out and are retried with the same ids.
+    await waitFor(() => writer.round >= 10, { timeoutMs: 60_000, message: 'writer to reach round 10' });
+    await nats.stop();
+    await waitFor(() => writer.round >= 20, { timeoutMs: 60_000, message: 'writer to reach round 20' });
+    await nats.start();
+
+    // Postgres crashes between two transactions: the relay reconnects and resumes from the slot.
+    await waitFor(() => writer.round >= 30, { timeoutMs: 60_000, message: 'writer to reach round 30' });
+    await writer.pause();
+    await pgServer.kill();
+    await pgServer.start();
+    writer.continue();
+
+    await writing;
+    const expected = KEYS * ROUNDS;
+    await waitFor(async () => (await streamMessageCount(nats.url, env.SLUICE_STREAM)) >= expected, {
+      timeoutMs: 120_000,
+      intervalMs: 250,
+      message: `stream to hold ${expected} events\n${relay.lines.slice(-20).join('\n')}`,
+    });
+    const messages = await readStream(nats.url, env.SLUICE_STREAM);
+    expect(messages).toHaveLength(expected);
+    const perKey = new Map<number, number[]>();
+    for (const m of messages) {
+      const { after } = m.json() as { after: { id: number; v: number } };
+      perKey.set(after.id, [...(perKey.get(after.id) ?? []), after.v]);
+    }
+    const inOrder = Array.from({ length: ROUNDS }, (_, i) => i);
+    for (const [id, values] of perKey) expect({ id, values }).toEqual({ id, values: inOrder });
+    expect(relay.output()).toMatch(/retr/i);
+    expect(relay.output()).toMatch(/reconnect/i);
+  });
+});
