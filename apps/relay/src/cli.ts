@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SluiceError } from '@sluice/core';
 import { helpText } from './help.js';
+import { redactString } from './redact.js';
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -11,12 +12,12 @@ export function version(): string {
 
 /** Prints a start-up failure for a person: what went wrong and the fix, no stack for known errors. */
 export function printFatal(err: unknown): void {
+  // Messages may quote a connection string (NATS servers, a Postgres URL): scrub like the logger.
   if (err instanceof SluiceError) {
-    process.stderr.write(`sluice: ${err.message}\n`);
+    process.stderr.write(`sluice: ${redactString(err.message)}\n`);
   } else {
-    process.stderr.write(
-      `sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`sluice: unexpected error: ${redactString(text)}\n`);
   }
 }
 

@@ -14,6 +14,7 @@ import { printFatal, version } from './cli.js';
 import { type LoadedConfig, loadConfig, type RelayConfig } from './config.js';
 import { type HttpServer, startHttpServer } from './http.js';
 import { createLogger, type RelayLogger } from './logger.js';
+import { parseNatsServers } from './nats-url.js';
 import { checkOutboxTable, createOutboxHooks } from './outbox.js';
 import { retryRetriable } from './retry.js';
 
@@ -116,7 +117,7 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
   const sink: Sink =
     config.sink === 'nats'
       ? createNatsSink({
-          servers: config.natsUrl.split(',').map((s) => s.trim()),
+          ...parseNatsServers(config.natsUrl),
           stream: config.stream,
           subjectPrefix: config.subjectPrefix,
           duplicateWindowMs: config.duplicateWindow,
