@@ -407,6 +407,31 @@ describe('sluice run relays an existing outbox table with configuration only', (
     expect(message?.body).toBe('{ "z": 1,  "a": [12345678901234567890] }');
   });
 
+  it('stops with exit 1 at an outbox row that lacks a field, naming the column and the fix, and publishes nothing after it', async () => {
+    await server.query(`CREATE TABLE public.loose_outbox (
+      id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb)`);
+    const env = relayEnv(server, nats, {
+      SLUICE_TABLES: '',
+      SLUICE_OUTBOX_TABLE: 'public.loose_outbox',
+      SLUICE_OUTBOX_COLUMNS: 'headers=',
+    });
+    const relay = await startRelay(env);
+    await server.query(
+      `INSERT INTO public.loose_outbox VALUES (gen_random_uuid(), NULL, '1', 'OrderPlaced', '{}')`,
+    );
+    await server.query(
+      `INSERT INTO public.loose_outbox VALUES (gen_random_uuid(), 'order', '1', 'OrderPaid', '{}')`,
+    );
+
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toMatch(
+      /outbox row at LSN [0-9A-F]+\/[0-9A-F]+: column "aggregatetype" \(aggregateType\) must be a non-empty string, got null/,
+    );
+    expect(relay.output()).toContain('public.loose_outbox');
+    expect(relay.output()).toContain('SLUICE_OUTBOX_COLUMNS (aggregatetype=<column>)');
+    expect(await readStream(nats.url, env.SLUICE_STREAM)).toEqual([]);
+  });
+
   it('exits 1 naming a custom outbox table that does not exist, and the fix', async () => {
     const relay = spawnRelay(relayEnv(server, nats, { SLUICE_OUTBOX_TABLE: 'public.no_such_outbox' }));
     relays.push(relay);

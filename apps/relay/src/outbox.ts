@@ -1,5 +1,10 @@
 import { type Logger, PermanentError, RetriableError } from '@sluice/core';
-import { type OutboxColumns, outboxEventFromMessage, outboxEventFromRow } from '@sluice/outbox';
+import {
+  InvalidOutboxEventError,
+  type OutboxColumns,
+  outboxEventFromMessage,
+  outboxEventFromRow,
+} from '@sluice/outbox';
 import type { OutboxHooks } from '@sluice/source-postgres';
 import type pg from 'pg';
 import type { TableRef } from './config.js';
@@ -39,11 +44,15 @@ export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
       // The payload column's text as Postgres sent it: parsing and re-serialising would round
       // big integers and reorder or respace `json` text.
       const payloadText = raw.text(columns.payload);
-      return [
-        outboxEventFromRow(row, columns, context.nextSource(), {
-          ...(typeof payloadText === 'string' ? { payloadText } : {}),
-        }),
-      ];
+      try {
+        return [
+          outboxEventFromRow(row, columns, context.nextSource(), {
+            ...(typeof payloadText === 'string' ? { payloadText } : {}),
+          }),
+        ];
+      } catch (err) {
+        throw inTable(err, name);
+      }
     };
     hooks.onIgnoredChange = (relation, op, context) => {
       if (op === 'delete' && insertedIn !== undefined && context.transaction?.commitLsn === insertedIn)
@@ -75,6 +84,21 @@ export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
     };
   }
   return hooks;
+}
+
+/** Names the table and the relay setting, where the transform can only name the mapping field. */
+function inTable(err: unknown, name: string): unknown {
+  if (!(err instanceof InvalidOutboxEventError)) return err;
+  const suffix = err.hint === undefined ? '' : `\n  fix: ${err.hint}`;
+  const reason = err.message.endsWith(suffix)
+    ? err.message.slice(0, err.message.length - suffix.length)
+    : err.message;
+  return new InvalidOutboxEventError(err.field, `${name}: ${reason}`, {
+    cause: err,
+    hint:
+      `if the table names the column differently, map it with SLUICE_OUTBOX_COLUMNS (${err.field.toLowerCase()}=<column>); ` +
+      'otherwise fix the code that writes outbox rows. The relay stops here rather than skip the event: the slot keeps it until it can be published',
+  });
 }
 
 const CONNECTION_STATES = /^(08|53|57P0[1-3])/;
