@@ -38,6 +38,31 @@ describe('HTTP endpoints', () => {
     });
   });
 
+  it('listens only on the configured address (SLUICE_HTTP_HOST)', async () => {
+    // 127.0.0.2 is loopback on Linux too, but a different address from 127.0.0.1.
+    server = await startHttpServer('127.0.0.2', 0, {
+      metrics: async () => ({ contentType: 'text/plain', body: '' }),
+      readiness: () => ({}),
+    });
+    expect((await fetch(`http://127.0.0.2:${server.port}/livez`)).status).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${server.port}/livez`)).rejects.toThrow();
+  });
+
+  it('answers 500 from /metrics when collecting fails, and 404 naming the endpoints elsewhere', async () => {
+    server = await startHttpServer('127.0.0.1', 0, {
+      metrics: async () => {
+        throw new Error('collect failed');
+      },
+      readiness: () => ({}),
+    });
+    const failed = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    expect(failed.status).toBe(500);
+    expect(await failed.text()).toContain('collect failed');
+    const missing = await fetch(`http://127.0.0.1:${server.port}/`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain('/metrics');
+  });
+
   it('serves the metrics text with its content type', async () => {
     server = await startHttpServer('127.0.0.1', 0, {
       metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'sluice_up 1\n' }),

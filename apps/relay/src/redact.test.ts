@@ -9,6 +9,23 @@ describe('redaction', () => {
     expect(redactString('nats://user:pw@127.0.0.1:4222')).toBe('nats://user:***@127.0.0.1:4222');
   });
 
+  it('masks a password holding an unencoded @ entirely', () => {
+    expect(redactString('postgres://u:p@ss@db/app')).toBe('postgres://u:***@db/app');
+  });
+
+  it('masks each URL of a comma list', () => {
+    expect(redactString('nats://a:one@h1:4222,nats://b:two@h2:4222')).toBe(
+      'nats://a:***@h1:4222,nats://b:***@h2:4222',
+    );
+  });
+
+  it('masks environment-style and query-string secrets', () => {
+    expect(redactString('PGPASSWORD=abc psql')).toBe('PGPASSWORD=*** psql');
+    expect(redactString('postgres://db/app?sslpassword=abc&x=1')).toBe(
+      'postgres://db/app?sslpassword=***&x=1',
+    );
+  });
+
   it('masks key=value passwords of libpq-style strings', () => {
     expect(redactString("host=db password='x y' user=app")).toBe('host=db password=*** user=app');
     expect(redactString('token=abc123&x=1')).toBe('token=***&x=1');

@@ -1,7 +1,9 @@
 // Credentials reach logs through connection strings inside config, error messages and stacks.
 // Scrubbing strings at the log boundary catches all three, whatever object carries them.
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^@/\s]+)@/gi;
-const KV_PASSWORD = /\b(password|passwd|pass|token|secret)(\s*=\s*)('[^']*'|"[^"]*"|[^\s&;]+)/gi;
+// The password runs to the last `@` before the path, so an unencoded `@` in it is masked too.
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^/\s]+)@/gi;
+// `password=`, `PGPASSWORD=`, `sslpassword=`, `?token=` and the like.
+const KV_PASSWORD = /\b(\w*?(?:password|passwd|pass|token|secret))(\s*=\s*)('[^']*'|"[^"]*"|[^\s&;]+)/gi;
 
 export function redactString(text: string): string {
   if (!text.includes('://') && !/pass|token|secret/i.test(text)) return text;
