@@ -72,8 +72,8 @@ function busyMetrics(collectDefault: boolean): SluiceMetrics {
     spillBytes: 0,
     spillCount: 0,
   });
-  m.publishRetry('timeout');
-  m.publishError('timeout');
+  m.publishRetry('RetriableError');
+  m.publishError('PermanentError');
   m.reconnect('postgres');
   m.reconnect('nats');
   m.snapshotRows('public', 'orders', 500);
@@ -532,18 +532,29 @@ describe('deploy/prometheus/alerts.yml', () => {
 
   describe('SluicePublishErrors', () => {
     const alert = 'SluicePublishErrors';
-    const errors = `sluice_publish_errors_total{${sel},reason="timeout"}`;
+    const retries = `sluice_publish_retries_total{${sel},reason="RetriableError"}`;
+    const errors = `sluice_publish_errors_total{${sel},reason="PermanentError"}`;
 
-    it('fires when errors persist for 10 minutes', async () => {
+    it('fires when retriable failures persist for 10 minutes', async () => {
       await scenario(
-        [{ series: errors, values: '0+2x20' }],
-        [{ at: '12m', alert, firing: [{ ...relay, reason: 'timeout', severity: 'warning' }] }],
+        [{ series: retries, values: '0+2x20' }],
+        [
+          { at: '8m', alert, firing: [] },
+          { at: '12m', alert, firing: [{ ...relay, reason: 'RetriableError', severity: 'warning' }] },
+        ],
       );
     });
 
-    it('stays silent after a short burst (a NATS restart)', async () => {
+    it('fires when events keep failing for good (a relay restarted by its orchestrator)', async () => {
       await scenario(
-        [{ series: errors, values: '0 0 0 5 9 9x15' }],
+        [{ series: errors, values: '0+1x20' }],
+        [{ at: '12m', alert, firing: [{ ...relay, reason: 'PermanentError', severity: 'warning' }] }],
+      );
+    });
+
+    it('stays silent after a short burst of retries (a NATS restart)', async () => {
+      await scenario(
+        [{ series: retries, values: '0 0 0 5 9 9x15' }],
         ['4m', '6m', '8m', '10m', '12m', '16m'].map((at) => ({ at, alert, firing: [] })),
       );
     });

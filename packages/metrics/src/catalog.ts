@@ -100,19 +100,19 @@ export const METRICS = {
     name: 'publish_retries_total',
     type: 'counter',
     labels: ['reason'],
-    help: 'Publish attempts retried after a retriable error.',
+    help: 'Publish attempts that failed with a retriable error and are retried (same message id), by error class.',
   },
   publishErrors: {
     name: 'publish_errors_total',
     type: 'counter',
     labels: ['reason'],
-    help: 'Publish attempts that failed, retriable or not.',
+    help: 'Events whose publishing failed for good (a permanent error, or retries exhausted), by error class.',
   },
   reconnects: {
     name: 'reconnects_total',
     type: 'counter',
     labels: ['component'],
-    help: 'Reconnections to Postgres or NATS after a lost connection.',
+    help: 'Reconnection attempts to Postgres or NATS after a lost or refused connection.',
   },
   snapshotRows: {
     name: 'snapshot_rows_total',
