@@ -106,12 +106,14 @@ function sameCounts(a: Record<string, unknown>, b: Record<string, unknown>): boo
   return sorted(a) === sorted(b);
 }
 
-/** Runs promtool; resolves with its combined output and whether it exited 0. */
-function promtool(args: string[], stdin: string): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    const child = execFile('promtool', args, (err, stdout, stderr) =>
-      resolve({ ok: err === null, output: `${stdout}${stderr}` }),
-    );
+/** Runs promtool with `stdin`; resolves with its output whatever the exit code (warnings exit 1). */
+function promtool(args: string[], stdin: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('promtool', args, (err, stdout, stderr) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
+        reject(new Error('promtool is not on PATH: install it with `apt-get install -y prometheus`'));
+      } else resolve(`${stdout}${stderr}`);
+    });
     child.stdin?.end(stdin);
   });
 }
@@ -261,7 +263,7 @@ describe('a running relay scraped by Prometheus', () => {
   });
 
   it("passes promtool check metrics apart from prom-client's three *_total gauges", async () => {
-    const { output } = await promtool(['check', 'metrics'], (await get(`${base}/metrics`)).body);
+    const output = await promtool(['check', 'metrics'], (await get(`${base}/metrics`)).body);
     const problems = output
       .split('\n')
       .map((line) => line.trim())
