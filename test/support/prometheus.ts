@@ -161,18 +161,18 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
   }
 
   try {
-    await waitFor(
-      async () => {
-        if (exited) throw new Error('prometheus exited during start-up');
-        return (await fetch(`${url}/-/ready`)).status === 200;
-      },
+    // A throw counts as "not yet" for waitFor: an exit is reported as a value and thrown here.
+    const outcome = await waitFor(
+      async () => (exited ? 'exited' : (await fetch(`${url}/-/ready`)).status === 200 && 'ready'),
       { timeoutMs: READY_TIMEOUT_MS, intervalMs: 100, message: `prometheus on port ${port} to be ready` },
     );
+    if (outcome === 'exited') throw new Error('prometheus exited during start-up');
   } catch (err) {
     const log = tail();
     await dispose();
     throw new Error(
-      `prometheus (${binary}, port ${port}) did not start: ${(err as Error).message}\n--- log (tail) ---\n${log}`,
+      `prometheus (${binary}, port ${port}) did not start: ${(err as Error).message}\n` +
+        `(not installed? apt-get install -y prometheus, or set SLUICE_PROMETHEUS)\n--- log (tail) ---\n${log}`,
       { cause: err },
     );
   }
