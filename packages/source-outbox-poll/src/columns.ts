@@ -1,0 +1,56 @@
+import { ConfigError } from '@sluice/core';
+import { DEFAULT_OUTBOX_COLUMNS, type OutboxColumns, resolveColumns } from '@sluice/outbox';
+
+/**
+ * The event columns (Debezium's names by default, as in @sluice/outbox) plus the ones poll mode
+ * reads by. `createdAt: null` means the table has no creation time: `ce-time` is then the time
+ * the relay read the row.
+ */
+export interface PollColumns extends OutboxColumns {
+  /** `xid8 NOT NULL DEFAULT pg_current_xact_id()`: the inserting transaction. */
+  txid: string;
+  /** An identity (or bigserial) column: insert order within a transaction. */
+  position: string;
+  /** Creation time (`timestamptz`), published as the event time. */
+  createdAt: string | null;
+  /** Only read in `mark` mode: set to now() once the row is published. */
+  publishedAt: string;
+}
+
+export const DEFAULT_POLL_COLUMNS: Readonly<PollColumns> = Object.freeze({
+  ...DEFAULT_OUTBOX_COLUMNS,
+  txid: 'txid',
+  position: 'position',
+  createdAt: 'created_at',
+  publishedAt: 'published_at',
+});
+
+const EVENT_FIELDS = ['id', 'aggregateType', 'aggregateId', 'type', 'payload', 'headers'] as const;
+const POLL_FIELDS = ['txid', 'position', 'createdAt', 'publishedAt'] as const;
+
+/**
+ * Defaults overridden by `columns`. Every name must be distinct (an event field and a poll column
+ * sharing a column would publish the wrong value).
+ */
+export function resolvePollColumns(columns: Partial<PollColumns> | undefined): PollColumns {
+  const event = resolveColumns(columns);
+  const resolved: PollColumns = { ...DEFAULT_POLL_COLUMNS, ...columns, ...event };
+  const seen = new Map<string, string>();
+  for (const field of EVENT_FIELDS) {
+    const name = event[field];
+    if (name !== null) seen.set(name, field);
+  }
+  for (const field of POLL_FIELDS) {
+    const name = resolved[field];
+    if (name === null && field === 'createdAt') continue;
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new ConfigError(`columns.${field}`, `expected a column name, got ${JSON.stringify(name)}`);
+    }
+    const other = seen.get(name);
+    if (other !== undefined) {
+      throw new ConfigError(`columns.${field}`, `column "${name}" is already used for ${other}`);
+    }
+    seen.set(name, field);
+  }
+  return resolved;
+}
