@@ -82,12 +82,15 @@ describe('loadConfig: outbox and mode', () => {
       mode: 'stream',
       outboxTable: { schema: 'sluice', table: 'outbox' },
       outboxColumns: {
-        id: 'id',
-        aggregateType: 'aggregatetype',
-        aggregateId: 'aggregateid',
-        type: 'type',
-        payload: 'payload',
-        headers: 'headers',
+        event: {
+          id: 'id',
+          aggregateType: 'aggregatetype',
+          aggregateId: 'aggregateid',
+          type: 'type',
+          payload: 'payload',
+          headers: 'headers',
+        },
+        poll: {},
       },
       outboxSubject: '{prefix}.outbox.{aggregatetype}.{type}',
       outboxMessagePrefix: 'sluice.outbox',
@@ -100,7 +103,7 @@ describe('loadConfig: outbox and mode', () => {
       SLUICE_OUTBOX_COLUMNS: ' aggregatetype=aggregate_type, AggregateId=Aggregate Id ,headers=',
     });
     expect(config.outboxTable).toEqual({ schema: 'public', table: 'events' });
-    expect(config.outboxColumns).toEqual({
+    expect(config.outboxColumns.event).toEqual({
       id: 'id',
       aggregateType: 'aggregate_type',
       aggregateId: 'Aggregate Id',
@@ -108,6 +111,7 @@ describe('loadConfig: outbox and mode', () => {
       payload: 'payload',
       headers: null,
     });
+    expect(config.outboxColumns.poll).toEqual({});
   });
 
   it('turns the table outbox and the message outbox off with none', () => {
@@ -139,6 +143,22 @@ describe('loadConfig: outbox and mode', () => {
       'SLUICE_OUTBOX_MESSAGE_PREFIX (--outbox-message-prefix): "sluice.heartbeat" is used by Sluice itself',
     );
     expect(message).toContain('SLUICE_MODE (--mode)');
+  });
+
+  it('takes the poll-mode columns in poll mode only, an empty created_at= meaning there is none', () => {
+    const { config } = loadConfig({
+      SLUICE_MODE: 'poll',
+      SLUICE_OUTBOX_COLUMNS: 'txid=tx,position=seq,created_at=,published_at=sent_at',
+    });
+    expect(config.outboxColumns.poll).toEqual({
+      txid: 'tx',
+      position: 'seq',
+      createdAt: null,
+      publishedAt: 'sent_at',
+    });
+    expect(configError({ SLUICE_OUTBOX_COLUMNS: 'txid=tx,created_at=' })).toContain(
+      'SLUICE_OUTBOX_COLUMNS (--outbox-columns): txid, created_at: only poll mode reads these columns',
+    );
   });
 
   it('refuses two fields mapped to one column', () => {

@@ -84,7 +84,7 @@ const outboxTable = z.string().transform((text, ctx): TableRef | null => {
   return { schema: parts[0] as string, table: parts[1] as string };
 });
 
-/** Setting keys of SLUICE_OUTBOX_COLUMNS: Debezium's column names, lower case. */
+/** Setting keys of SLUICE_OUTBOX_COLUMNS: the default column names, lower case. */
 const COLUMN_KEYS: Record<string, keyof OutboxColumns> = {
   id: 'id',
   aggregatetype: 'aggregateType',
@@ -94,8 +94,38 @@ const COLUMN_KEYS: Record<string, keyof OutboxColumns> = {
   headers: 'headers',
 };
 
-const outboxColumns = z.string().transform((text, ctx): OutboxColumns => {
-  const overrides: Partial<OutboxColumns> = {};
+/** Columns only poll mode reads (the order it polls in, the event time, the published mark). */
+export interface PollColumnOverrides {
+  txid?: string;
+  position?: string;
+  /** null: the table has no creation time column. */
+  createdAt?: string | null;
+  publishedAt?: string;
+}
+
+const POLL_COLUMN_KEYS: Record<string, keyof PollColumnOverrides> = {
+  txid: 'txid',
+  position: 'position',
+  created_at: 'createdAt',
+  published_at: 'publishedAt',
+};
+
+/** Keys that may be empty: the table has no such column. */
+const OPTIONAL_COLUMNS = new Set(['headers', 'created_at']);
+
+export interface OutboxColumnSettings {
+  /** The event columns, resolved (Debezium's names unless overridden). */
+  event: OutboxColumns;
+  /** Poll-mode columns named in the setting; the poll source fills in its defaults. */
+  poll: PollColumnOverrides;
+}
+
+const ALL_COLUMN_KEYS = [...Object.keys(COLUMN_KEYS), ...Object.keys(POLL_COLUMN_KEYS)].join(', ');
+
+const outboxColumns = z.string().transform((text, ctx): OutboxColumnSettings => {
+  const event: Partial<OutboxColumns> = {};
+  const poll: PollColumnOverrides = {};
+  const seen = new Set<string>();
   let ok = true;
   const fail = (message: string) => {
     ctx.addIssue({ code: 'custom', message });
@@ -107,28 +137,33 @@ const outboxColumns = z.string().transform((text, ctx): OutboxColumns => {
     const eq = item.indexOf('=');
     const key = (eq === -1 ? item : item.slice(0, eq)).trim().toLowerCase();
     const field = COLUMN_KEYS[key];
-    if (eq === -1 || !field) {
+    const pollField = POLL_COLUMN_KEYS[key];
+    if (eq === -1 || (!field && !pollField)) {
       fail(
-        `"${item}" is not key=column with key one of ${Object.keys(COLUMN_KEYS).join(', ')} ` +
-          '(e.g. aggregatetype=aggregate_type,headers=)',
+        `"${item}" is not key=column with key one of ${ALL_COLUMN_KEYS} (e.g. aggregatetype=aggregate_type,headers=)`,
       );
       continue;
     }
-    if (Object.hasOwn(overrides, field)) {
+    if (seen.has(key)) {
       fail(`${key} is set twice`);
       continue;
     }
+    seen.add(key);
     const column = item.slice(eq + 1).trim();
-    if (column === '' && field !== 'headers') {
-      fail(`${key}= needs a column name (only headers= may be empty: the table has no headers column)`);
+    if (column === '' && !OPTIONAL_COLUMNS.has(key)) {
+      fail(
+        `${key}= needs a column name (only headers= and created_at= may be empty: the table has no such column)`,
+      );
       continue;
     }
-    if (column === '') overrides.headers = null;
-    else overrides[field] = column;
+    if (field === 'headers') event.headers = column === '' ? null : column;
+    else if (field) event[field] = column;
+    else if (pollField === 'createdAt') poll.createdAt = column === '' ? null : column;
+    else if (pollField) poll[pollField] = column;
   }
   if (!ok) return z.NEVER;
   try {
-    return resolveColumns(overrides);
+    return { event: resolveColumns(event), poll };
   } catch (err) {
     ctx.addIssue({
       code: 'custom',
@@ -195,6 +230,9 @@ const schema = z
     outboxColumns,
     outboxSubject,
     outboxMessagePrefix: messagePrefix,
+    pollInterval: durationMs({ min: 1 }),
+    pollBatchSize: integer(1, 10_000),
+    pollCleanup: z.enum(['delete', 'mark']),
     slot: z
       .string()
       .regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
@@ -236,7 +274,16 @@ const schema = z
       }
       if (!outbox)
         issue('outboxTable', 'SLUICE_MODE=poll reads the outbox table: name one (default sluice.outbox)');
-    } else if (c.tables.length === 0 && !outbox && c.outboxMessagePrefix === null) {
+    } else if (Object.keys(c.outboxColumns.poll).length > 0) {
+      issue(
+        'outboxColumns',
+        `${Object.entries(POLL_COLUMN_KEYS)
+          .filter(([, field]) => Object.hasOwn(c.outboxColumns.poll, field))
+          .map(([key]) => key)
+          .join(', ')}: only poll mode reads these columns (SLUICE_MODE=poll)`,
+      );
+    }
+    if (c.mode === 'stream' && c.tables.length === 0 && !outbox && c.outboxMessagePrefix === null) {
       issue(
         'tables',
         'nothing to relay: no tables, SLUICE_OUTBOX_TABLE=none and SLUICE_OUTBOX_MESSAGE_PREFIX=none; capture tables or enable an outbox',

@@ -142,7 +142,7 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
     if (outboxTable) {
       await retryRetriable(
         'checking the outbox table',
-        () => checkOutboxTable(pool, outboxTable, config.outboxColumns, config.autoMigrate),
+        () => checkOutboxTable(pool, outboxTable, config.outboxColumns.event, config.autoMigrate),
         { logger, signal: stop.signal },
       );
     }
@@ -178,7 +178,7 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
       ...(snapshot ? { snapshotHooks: snapshot.hooks } : {}),
       outboxHooks: createOutboxHooks({
         table: config.outboxTable,
-        columns: config.outboxColumns,
+        columns: config.outboxColumns.event,
         messagePrefix: config.outboxMessagePrefix,
         logger: logger.child({ component: 'outbox' }),
       }),

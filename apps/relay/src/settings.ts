@@ -78,6 +78,28 @@ export const SETTINGS = [
       'Transactional logical messages with this prefix (written by emit()) are outbox events; none disables them.',
   },
   {
+    key: 'pollInterval',
+    env: 'SLUICE_POLL_INTERVAL',
+    flag: '--poll-interval',
+    default: '200ms',
+    description: 'Poll mode: pause after a read that found less than a full batch.',
+  },
+  {
+    key: 'pollBatchSize',
+    env: 'SLUICE_POLL_BATCH_SIZE',
+    flag: '--poll-batch-size',
+    default: '500',
+    description: 'Poll mode: outbox rows per read, at most.',
+  },
+  {
+    key: 'pollCleanup',
+    env: 'SLUICE_POLL_CLEANUP',
+    flag: '--poll-cleanup',
+    default: 'delete',
+    description:
+      'Poll mode: what happens to a row once JetStream stored it; delete, or mark (set published_at, keep the row).',
+  },
+  {
     key: 'slot',
     env: 'SLUICE_SLOT',
     flag: '--slot',
