@@ -63,9 +63,12 @@ export function spawnRelay(env: Record<string, string>, args: string[] = ['run']
         }
       }),
     async waitForLog(pattern, timeoutMs = 30_000) {
-      return waitFor(() => lines.find((l) => pattern.test(l)), {
-        timeoutMs,
-        message: `relay log line matching ${pattern}; output so far:\n${lines.slice(-30).join('\n')}`,
+      return waitFor(() => lines.find((l) => pattern.test(l)), { timeoutMs }).catch((err: unknown) => {
+        // Built at the deadline, so it shows what the relay said while we waited.
+        throw new Error(
+          `no relay log line matched ${pattern} within ${timeoutMs} ms; last output:\n${lines.slice(-30).join('\n')}`,
+          { cause: err },
+        );
       });
     },
     async kill(signal = 'SIGKILL') {
