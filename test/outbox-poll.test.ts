@@ -1,4 +1,4 @@
-import { noopMetrics } from '@sluice/core';
+import { type Logger, noopMetrics, silentLogger } from '@sluice/core';
 import { enqueue } from '@sluice/outbox';
 import { createPipeline, type Pipeline } from '@sluice/pipeline';
 import { migrate } from '@sluice/schema';
@@ -390,6 +390,9 @@ describe('poll mode', () => {
     expect(await leaderOf(standby)).toBe(standby);
     await expectDeliveredInCommitOrder(workload);
     await waitForEmptyOutbox();
+    // Mid-stream: each relay read part of the table.
+    expect(leader.source.stats().rowsRead).toBeGreaterThan(0);
+    expect(standby.source.stats().rowsRead).toBeGreaterThan(0);
   });
 
   it('republishes after a crash between publish and delete, and JetStream drops the repeats', async () => {
@@ -502,16 +505,33 @@ describe('poll mode', () => {
     expect(messages.map((m) => m.headers['Nats-Msg-Id'])).toEqual(good);
   });
 
-  it('reports the backlog of committed rows not yet read', async () => {
+  it('reports the backlog, and names the open transaction that holds committed rows back', async () => {
     const backlog: number[] = [];
     const metrics = { ...noopMetrics, outboxBacklog: (n: number) => backlog.push(n) };
+    const warnings: { obj: object; msg: string | undefined }[] = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (obj, msg) => warnings.push({ obj, msg }),
+      child: () => logger,
+    };
     const slow = await appPool.connect();
     try {
       await slow.query('BEGIN');
       await enqueue(slow, [event('b', { n: 0 })]);
+      const { rows } = await slow.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       await inTransaction((client) => enqueue(client, [event('b', { n: 1 }), event('b', { n: 2 })]));
-      const relay = await startRelay({ metrics, backlogIntervalMs: 10 });
+      const relay = await startRelay({ metrics, logger, backlogIntervalMs: 10, heldBackWarnMs: 100 });
+
       await waitFor(() => backlog.includes(2), { message: 'a backlog of 2 behind the open transaction' });
+      const warning = await waitFor(
+        () => warnings.find((w) => w.msg?.startsWith('outbox rows wait behind')),
+        {
+          message: 'a warning about the open transaction',
+        },
+      );
+      expect(warning.msg).toContain(`(pid ${rows[0]?.pid}, idle in transaction, open for `);
+      expect(warning.obj).toMatchObject({ table: '"sluice"."outbox"', backlog: 2 });
+
       await slow.query('COMMIT');
       await waitForMessages(nats.url, stream, 3);
       await waitFor(() => backlog.at(-1) === 0, { message: 'the backlog to reach 0' });

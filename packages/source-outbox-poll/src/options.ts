@@ -25,6 +25,11 @@ export interface OutboxPollSourceOptions {
   standbyRetryMs?: number;
   /** How often the backlog (rows committed and not read yet) goes to metrics; default 5 000 ms, 0 disables. */
   backlogIntervalMs?: number;
+  /**
+   * Warn (naming the oldest open transaction) when committed rows have waited this long behind a
+   * transaction that is still open; checked with the backlog. Default 60 000 ms.
+   */
+  heldBackWarnMs?: number;
   /** Backoff after a lost connection: first delay, doubling up to the maximum; default 500 ms / 30 000 ms. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   /** The advisory lock that elects one poller; default derived from the table name (`pollLockKey`). */
@@ -50,6 +55,7 @@ export interface ResolvedOptions {
   intervalMs: number;
   standbyRetryMs: number;
   backlogIntervalMs: number;
+  heldBackWarnMs: number;
   reconnectInitialMs: number;
   reconnectMaxMs: number;
   lockKey: bigint;
@@ -108,6 +114,7 @@ export function resolveOptions(options: OutboxPollSourceOptions): ResolvedOption
     intervalMs: integer('intervalMs', options.intervalMs, 200, 1, HOUR_MS),
     standbyRetryMs: integer('standbyRetryMs', options.standbyRetryMs, 2000, 1, HOUR_MS),
     backlogIntervalMs: integer('backlogIntervalMs', options.backlogIntervalMs, 5000, 0, HOUR_MS),
+    heldBackWarnMs: integer('heldBackWarnMs', options.heldBackWarnMs, 60_000, 1, 24 * HOUR_MS),
     reconnectInitialMs,
     reconnectMaxMs: integer(
       'reconnect.maxDelayMs',

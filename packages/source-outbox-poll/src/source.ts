@@ -86,6 +86,20 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   return sleep(ms, undefined, { signal }).catch(() => {});
 }
 
+/** The session whose transaction id holds the snapshot's xmin back (roles see their own, or all with pg_read_all_stats). */
+const OLDEST_TRANSACTION_SQL = `SELECT pid, backend_xid::text AS xid, application_name AS "applicationName", state,
+        extract(epoch FROM now() - xact_start)::int AS "ageSeconds"
+   FROM pg_stat_activity WHERE backend_xid IS NOT NULL
+  ORDER BY age(backend_xid) DESC LIMIT 1`;
+
+type OldestTransaction = {
+  pid: number;
+  xid: string;
+  applicationName: string | null;
+  state: string | null;
+  ageSeconds: number;
+};
+
 interface Held {
   client: pg.PoolClient;
   release(err?: Error): void;
@@ -309,6 +323,8 @@ class OutboxPollSourceImpl implements OutboxPollSource {
     );
     this.#removeAcknowledged();
     let backlogDue = 0;
+    let lastRead = Date.now();
+    let heldBackLogged = 0;
     while (!signal.aborted) {
       if (this.#removeFailure !== undefined) throw this.#removeFailure;
       if (o.backlogIntervalMs > 0 && Date.now() >= backlogDue) {
@@ -317,10 +333,18 @@ class OutboxPollSourceImpl implements OutboxPollSource {
           client,
           backlogStatement(table, this.#highWater),
         );
-        o.metrics.outboxBacklog(Number(rows[0]?.count ?? 0));
+        const backlog = Number(rows[0]?.count ?? 0);
+        o.metrics.outboxBacklog(backlog);
+        // Committed rows that no read returns for this long wait behind an open transaction.
+        const now = Date.now();
+        if (backlog > 0 && now - lastRead >= o.heldBackWarnMs && now - heldBackLogged >= o.heldBackWarnMs) {
+          heldBackLogged = now;
+          await this.#warnHeldBack(client, backlog, now - lastRead);
+        }
       }
       const rows = await this.#readBatch(client, readBatchStatement(table, this.#highWater, o.batchSize));
       this.#polls++;
+      if (rows.length > 0) lastRead = Date.now();
       let last: PollCursor | undefined;
       for (const row of rows) {
         const { event, cursor } = eventFromRow(row, table);
@@ -336,6 +360,23 @@ class OutboxPollSourceImpl implements OutboxPollSource {
       }
       if (rows.length < o.batchSize) await pause(o.intervalMs, signal);
     }
+  }
+
+  /** Names the oldest transaction holding publication back, which is what a person must end. */
+  async #warnHeldBack(client: pg.PoolClient, backlog: number, forMs: number): Promise<void> {
+    const { rows } = await this.#query<OldestTransaction>(client, OLDEST_TRANSACTION_SQL);
+    const oldest = rows[0];
+    this.#o.logger.warn(
+      {
+        table: this.table,
+        backlog,
+        heldBackSeconds: Math.round(forMs / 1000),
+        oldestTransaction: oldest ?? null,
+      },
+      oldest
+        ? `outbox rows wait behind transaction ${oldest.xid} (pid ${oldest.pid}, ${oldest.state ?? 'state unknown'}, open for ${oldest.ageSeconds} s): nothing that began after it is published until it ends; commit or end it (pg_terminate_backend(${oldest.pid})), and consider idle_in_transaction_session_timeout`
+        : 'outbox rows wait behind a transaction this role cannot see (another role’s, or a prepared transaction in pg_prepared_xacts): nothing that began after it is published until it ends',
+    );
   }
 
   /** Clean stop: let the pipeline deliver what it holds, remove it, then release the lock. */
