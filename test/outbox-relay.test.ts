@@ -83,8 +83,11 @@ const position = (m: StoredMessage) => [m.headers['sluice-commit-lsn'], m.header
  * it); subscribers that need transaction order sort by sluice-commit-lsn and sluice-seq.
  */
 function byPosition(messages: StoredMessage[]): StoredMessage[] {
+  // An LSN (`16/B374D848`) in stream mode, the transaction id in decimal in poll mode.
   const lsn = (m: StoredMessage) => {
-    const [hi = '0', lo = '0'] = (m.headers['sluice-commit-lsn'] ?? '0/0').split('/');
+    const text = m.headers['sluice-commit-lsn'] ?? '0';
+    if (!text.includes('/')) return BigInt(text);
+    const [hi = '0', lo = '0'] = text.split('/');
     return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
   };
   return [...messages].sort((a, b) => {
@@ -474,5 +477,106 @@ describe('the outbox stream survives what the stream has to', () => {
     const messages = await exactly(env, 3);
     expect(messages[2]?.headers['Nats-Msg-Id']).toBe(marker);
     expect((await readStream(nats.url, env.SLUICE_STREAM)).length).toBe(3);
+  });
+});
+
+describe('sluice run in poll mode (SLUICE_MODE=poll)', () => {
+  let app: pg.Pool;
+  let database: string;
+  beforeAll(async () => {
+    database = 'poll_app';
+    await server.query(`CREATE DATABASE ${database}`);
+    app = new pg.Pool({
+      connectionString: server.url(database),
+      max: 2,
+      application_name: 'outbox-relay-test',
+    });
+  });
+  afterAll(async () => {
+    await app?.end();
+  });
+
+  async function startPolling(env: Record<string, string>): Promise<RelayProcess> {
+    const relay = spawnRelay({ ...env, SLUICE_DATABASE_URL: server.url(database), SLUICE_MODE: 'poll' });
+    relays.push(relay);
+    await relay.waitForLog(/"msg":"polling"/);
+    return relay;
+  }
+
+  async function appTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await app.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } finally {
+      client.release();
+    }
+  }
+
+  it('publishes the rows of sluice.outbox without a slot or publication, then deletes them', async () => {
+    const env = relayEnv(server, nats, { SLUICE_TABLES: '' });
+    await startPolling(env);
+
+    const ids = await appTransaction((client) =>
+      enqueue(client, [
+        {
+          aggregateType: 'order',
+          aggregateId: '1',
+          type: 'OrderPlaced',
+          payload: { total: '5.00' },
+          headers: { traceparent: 't-1' },
+        },
+        { aggregateType: 'order', aggregateId: '1', type: 'OrderPaid', payload: null },
+      ]),
+    );
+    const big = randomUUID();
+    await app.query(
+      `INSERT INTO sluice.outbox (id, aggregatetype, aggregateid, type, payload)
+       VALUES ($1, 'ledger', 'acct-1', 'Credited', '{"amount": 12345678901234567890}')`,
+      [big],
+    );
+
+    const messages = byPosition(await exactly(env, 3));
+    const p = env.SLUICE_SUBJECT_PREFIX;
+    expect(messages.map((m) => [m.subject, m.headers['Nats-Msg-Id'], m.body])).toEqual([
+      [`${p}.outbox.order.OrderPlaced`, ids[0], '{"total": "5.00"}'],
+      [`${p}.outbox.order.OrderPaid`, ids[1], 'null'],
+      [`${p}.outbox.ledger.Credited`, big, '{"amount": 12345678901234567890}'],
+    ]);
+    expect(messages[0]?.headers['ce-type']).toBe('OrderPlaced');
+    expect(messages[0]?.headers['ce-subject']).toBe('1');
+    expect(messages[0]?.headers['traceparent']).toBe('t-1');
+    expect(messages[0]?.headers['sluice-commit-lsn']).toBe(messages[1]?.headers['sluice-commit-lsn']);
+
+    const slots = await server.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
+      env.SLUICE_SLOT,
+    ]);
+    const publications = await server.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [
+      env.SLUICE_PUBLICATION,
+    ]);
+    expect([slots, publications]).toEqual([[], []]);
+    await waitFor(
+      async () => (await app.query('SELECT count(*)::int AS n FROM sluice.outbox')).rows[0]?.n === 0,
+      { message: 'published rows deleted from sluice.outbox' },
+    );
+  });
+
+  it('with SLUICE_POLL_CLEANUP=mark keeps published rows and sets published_at', async () => {
+    const env = relayEnv(server, nats, { SLUICE_TABLES: '', SLUICE_POLL_CLEANUP: 'mark' });
+    await startPolling(env);
+    const id = await appTransaction((client) =>
+      enqueue(client, { aggregateType: 'order', aggregateId: '2', type: 'OrderPlaced', payload: {} }),
+    );
+
+    const messages = await exactly(env, 1);
+    expect(messages[0]?.headers['Nats-Msg-Id']).toBe(id);
+    await waitFor(
+      async () =>
+        (await app.query('SELECT published_at IS NOT NULL AS marked FROM sluice.outbox WHERE id = $1', [id]))
+          .rows[0]?.marked === true,
+      { message: 'the published row marked' },
+    );
   });
 });

@@ -1,24 +1,19 @@
 import { type ComponentStatus, ConfigError, type Sink, SluiceError } from '@sluice/core';
 import { createMetrics } from '@sluice/metrics';
-import { createPipeline } from '@sluice/pipeline';
 import { migrate } from '@sluice/schema';
 import { createNatsSink } from '@sluice/sink-nats';
 import { createStdoutSink } from '@sluice/sink-stdout';
-import {
-  createIncrementalSnapshot,
-  createPostgresSource,
-  replicationSlotExists,
-} from '@sluice/source-postgres';
 import pg from 'pg';
 import { printFatal, version } from './cli.js';
 import { type LoadedConfig, loadConfig, type RelayConfig } from './config.js';
 import { type HttpServer, startHttpServer } from './http.js';
 import { createLogger, type RelayLogger } from './logger.js';
+import type { ModeContext } from './mode.js';
 import { parseNatsServers } from './nats-url.js';
-import { checkOutboxTable, createOutboxHooks } from './outbox.js';
+import { checkOutboxTable } from './outbox.js';
+import { runPollMode } from './poll-mode.js';
 import { retryRetriable } from './retry.js';
-
-const DRAIN_TIMEOUT_MS = 30_000;
+import { runStreamMode } from './stream-mode.js';
 
 /** `sluice run`: wires source → pipeline → sink and runs until a signal or a permanent error. */
 export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<number> {
@@ -152,86 +147,19 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
       onRetry: () => metrics.reconnect('nats'),
     });
 
-    let source: ReturnType<typeof createPostgresSource> | undefined;
-    const snapshot =
-      config.snapshot === 'initial' && config.tables.length > 0
-        ? createIncrementalSnapshot({
-            pool,
-            slot: config.slot,
-            tables: config.tables,
-            logger: logger.child({ component: 'snapshot' }),
-            metrics,
-            source: {
-              acknowledgedLsn: () => source?.acknowledgedLsn() ?? 0n,
-              waitAcknowledged: (lsn, signal) =>
-                (source as NonNullable<typeof source>).waitAcknowledged(lsn, signal),
-            },
-          })
-        : undefined;
-    let pipeline: ReturnType<typeof createPipeline<bigint>> | undefined;
-    source = createPostgresSource({
-      connectionString: config.databaseUrl,
-      slot: config.slot,
-      publication: config.publication,
-      tables: config.tables,
-      snapshot: config.snapshot,
-      ...(snapshot ? { snapshotHooks: snapshot.hooks } : {}),
-      outboxHooks: createOutboxHooks({
-        table: config.outboxTable,
-        columns: config.outboxColumns.event,
-        messagePrefix: config.outboxMessagePrefix,
-        logger: logger.child({ component: 'outbox' }),
-      }),
-      heartbeatIntervalMs: config.heartbeatInterval,
-      logger: logger.child({ component: 'source-postgres' }),
-      metrics,
-      drainOnStop: () =>
-        Promise.race([
-          pipeline?.drain() ?? Promise.resolve(),
-          new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref()),
-        ]),
-    });
-    const src = source;
-    readiness['postgres'] = () => src.status();
-
-    if (snapshot) {
-      // Plan before the slot exists: a crash between creating the slot and planning would
-      // otherwise leave a slot that never gets its snapshot.
-      const planIfNew = async () => {
-        if (!(await replicationSlotExists(pool, config.slot))) await snapshot.plan(true);
-      };
-      await retryRetriable('planning the initial snapshot', planIfNew, { logger, signal: stop.signal });
-    }
-    await retryRetriable('preparing replication', () => src.prepare(), {
+    const ctx: ModeContext = {
+      config,
       logger,
-      signal: stop.signal,
-      onRetry: () => metrics.reconnect('postgres'),
-    });
-    if (snapshot) {
-      await retryRetriable('planning the initial snapshot', () => snapshot.plan(src.isNewSlot), {
-        logger,
-        signal: stop.signal,
-      });
-    }
-
-    pipeline = createPipeline<bigint>({
-      sink,
-      source: src,
-      maxInFlightEvents: config.maxInFlight,
-      maxInFlightBytes: config.maxInFlightBytes,
       metrics,
-      logger: logger.child({ component: 'pipeline' }),
-      onFatal: failWith,
-      compareCursor: (a, b) => (a < b ? -1 : a > b ? 1 : 0),
-    });
-
-    const running = [
-      src.run(pipeline.output, stop.signal).catch(failWith),
-      snapshot?.run(stop.signal).catch(failWith),
-    ];
-    logger.info({ slot: config.slot, publication: config.publication }, 'streaming');
-    await Promise.all(running);
-    pipeline.close();
+      pool,
+      sink,
+      signal: stop.signal,
+      failWith,
+      setSourceStatus: (status) => {
+        readiness['postgres'] = status;
+      },
+    };
+    await (config.mode === 'poll' ? runPollMode(ctx) : runStreamMode(ctx));
   } finally {
     clearInterval(readyTimer);
     process.off('SIGTERM', onSignal);

@@ -1,0 +1,53 @@
+import type { ComponentStatus, Sink, Source } from '@sluice/core';
+import type { SluiceMetrics } from '@sluice/metrics';
+import { createPipeline, type Pipeline } from '@sluice/pipeline';
+import type pg from 'pg';
+import type { RelayConfig } from './config.js';
+import type { RelayLogger } from './logger.js';
+
+const DRAIN_TIMEOUT_MS = 30_000;
+
+/** What `sluice run` hands the mode it runs in (stream or poll): everything but the source. */
+export interface ModeContext {
+  config: RelayConfig;
+  logger: RelayLogger;
+  metrics: SluiceMetrics;
+  /** Control connections (migrations, checks, snapshot); the sources open their own as they need. */
+  pool: pg.Pool;
+  sink: Sink;
+  signal: AbortSignal;
+  /** Stops the relay with this error (exit 1, or 2 for a ConfigError). */
+  failWith(err: unknown): void;
+  /** What /readyz reports for Postgres. */
+  setSourceStatus(status: () => ComponentStatus): void;
+}
+
+/**
+ * The pipeline between a source and the sink, created once the source exists. `drain` is for the
+ * source's `drainOnStop`: it may be called before the pipeline exists (a stop during start-up).
+ */
+export function lazyPipeline<C>(ctx: ModeContext, compareCursor: (a: C, b: C) => number) {
+  let pipeline: Pipeline<C> | undefined;
+  return {
+    create(source: Source<C>): Pipeline<C> {
+      pipeline = createPipeline<C>({
+        sink: ctx.sink,
+        source,
+        maxInFlightEvents: ctx.config.maxInFlight,
+        maxInFlightBytes: ctx.config.maxInFlightBytes,
+        metrics: ctx.metrics,
+        logger: ctx.logger.child({ component: 'pipeline' }),
+        onFatal: ctx.failWith,
+        compareCursor,
+      });
+      return pipeline;
+    },
+    /** Every pushed event delivered, or DRAIN_TIMEOUT_MS passed (the rest is replayed after a restart). */
+    drain(): Promise<void> {
+      return Promise.race([
+        pipeline?.drain() ?? Promise.resolve(),
+        new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref()),
+      ]);
+    },
+  };
+}

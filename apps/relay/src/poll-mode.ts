@@ -1,0 +1,51 @@
+import { comparePollCursors, createOutboxPollSource, type PollCursor } from '@sluice/source-outbox-poll';
+import { lazyPipeline, type ModeContext } from './mode.js';
+import { retryRetriable } from './retry.js';
+
+/**
+ * `SLUICE_MODE=poll`: reads the outbox table with queries, for databases without logical
+ * replication (no slot, no publication, no snapshot; the config guarantees SLUICE_TABLES is empty).
+ * Resolves once stopped.
+ */
+export async function runPollMode(ctx: ModeContext): Promise<void> {
+  const { config, logger, metrics, pool, signal, failWith } = ctx;
+  const table = config.outboxTable;
+  if (!table) throw new Error('poll mode without an outbox table (the configuration refuses it)');
+  const pipeline = lazyPipeline<PollCursor>(ctx, comparePollCursors);
+  const source = createOutboxPollSource({
+    pool,
+    table: { schema: table.schema, name: table.table },
+    columns: { ...config.outboxColumns.event, ...config.outboxColumns.poll },
+    mode: config.pollCleanup,
+    batchSize: config.pollBatchSize,
+    intervalMs: config.pollInterval,
+    drainOnStop: pipeline.drain,
+    logger: logger.child({ component: 'source-outbox-poll' }),
+    metrics,
+  });
+  ctx.setSourceStatus(() => source.status());
+  await retryRetriable('checking the outbox table for polling', () => source.prepare(), {
+    logger,
+    signal,
+    onRetry: () => metrics.reconnect('postgres'),
+  });
+  if (config.outboxMessagePrefix !== null) {
+    logger.debug(
+      { prefix: config.outboxMessagePrefix },
+      'poll mode reads the outbox table only: logical messages (emit) need SLUICE_MODE=stream',
+    );
+  }
+
+  const running = pipeline.create(source);
+  const run = source.run(running.output, signal).catch(failWith);
+  logger.info(
+    {
+      table: `${table.schema}.${table.table}`,
+      intervalMs: config.pollInterval,
+      batchSize: config.pollBatchSize,
+    },
+    'polling',
+  );
+  await run;
+  running.close();
+}

@@ -1,0 +1,79 @@
+import {
+  createIncrementalSnapshot,
+  createPostgresSource,
+  type PostgresSource,
+  replicationSlotExists,
+} from '@sluice/source-postgres';
+import { lazyPipeline, type ModeContext } from './mode.js';
+import { createOutboxHooks } from './outbox.js';
+import { retryRetriable } from './retry.js';
+
+/**
+ * `SLUICE_MODE=stream`: logical replication (slot, publication, optional initial snapshot); row
+ * changes of SLUICE_TABLES and outbox events merged in commit order. Resolves once stopped.
+ */
+export async function runStreamMode(ctx: ModeContext): Promise<void> {
+  const { config, logger, metrics, pool, signal, failWith } = ctx;
+  let source: PostgresSource | undefined;
+  const snapshot =
+    config.snapshot === 'initial' && config.tables.length > 0
+      ? createIncrementalSnapshot({
+          pool,
+          slot: config.slot,
+          tables: config.tables,
+          logger: logger.child({ component: 'snapshot' }),
+          metrics,
+          source: {
+            acknowledgedLsn: () => source?.acknowledgedLsn() ?? 0n,
+            waitAcknowledged: (lsn, s) => (source as PostgresSource).waitAcknowledged(lsn, s),
+          },
+        })
+      : undefined;
+  const pipeline = lazyPipeline<bigint>(ctx, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  source = createPostgresSource({
+    connectionString: config.databaseUrl,
+    slot: config.slot,
+    publication: config.publication,
+    tables: config.tables,
+    snapshot: config.snapshot,
+    ...(snapshot ? { snapshotHooks: snapshot.hooks } : {}),
+    outboxHooks: createOutboxHooks({
+      table: config.outboxTable,
+      columns: config.outboxColumns.event,
+      messagePrefix: config.outboxMessagePrefix,
+      logger: logger.child({ component: 'outbox' }),
+    }),
+    heartbeatIntervalMs: config.heartbeatInterval,
+    logger: logger.child({ component: 'source-postgres' }),
+    metrics,
+    drainOnStop: pipeline.drain,
+  });
+  const src = source;
+  ctx.setSourceStatus(() => src.status());
+
+  if (snapshot) {
+    // Plan before the slot exists: a crash between creating the slot and planning would
+    // otherwise leave a slot that never gets its snapshot.
+    const planIfNew = async () => {
+      if (!(await replicationSlotExists(pool, config.slot))) await snapshot.plan(true);
+    };
+    await retryRetriable('planning the initial snapshot', planIfNew, { logger, signal });
+  }
+  await retryRetriable('preparing replication', () => src.prepare(), {
+    logger,
+    signal,
+    onRetry: () => metrics.reconnect('postgres'),
+  });
+  if (snapshot) {
+    await retryRetriable('planning the initial snapshot', () => snapshot.plan(src.isNewSlot), {
+      logger,
+      signal,
+    });
+  }
+
+  const running = pipeline.create(src);
+  const runs = [src.run(running.output, signal).catch(failWith), snapshot?.run(signal).catch(failWith)];
+  logger.info({ slot: config.slot, publication: config.publication }, 'streaming');
+  await Promise.all(runs);
+  running.close();
+}
