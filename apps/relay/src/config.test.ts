@@ -156,6 +156,9 @@ describe('loadConfig: outbox and mode', () => {
       createdAt: null,
       publishedAt: 'sent_at',
     });
+    expect(configError({ SLUICE_MODE: 'poll', SLUICE_OUTBOX_COLUMNS: 'txid=type' })).toContain(
+      'SLUICE_OUTBOX_COLUMNS (--outbox-columns): txid: column "type" is already used',
+    );
     expect(configError({ SLUICE_OUTBOX_COLUMNS: 'txid=tx,created_at=' })).toContain(
       'SLUICE_OUTBOX_COLUMNS (--outbox-columns): txid, created_at: only poll mode reads these columns',
     );

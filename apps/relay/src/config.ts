@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '@sluice/core';
 import { type OutboxColumns, resolveColumns } from '@sluice/outbox';
 import { subjectFor } from '@sluice/sink-nats';
+import { resolvePollColumns } from '@sluice/source-outbox-poll';
 import { HEARTBEAT_PREFIX, WATERMARK_PREFIX } from '@sluice/source-postgres';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
@@ -274,6 +275,11 @@ const schema = z
       }
       if (!outbox)
         issue('outboxTable', 'SLUICE_MODE=poll reads the outbox table: name one (default sluice.outbox)');
+      try {
+        resolvePollColumns({ ...c.outboxColumns.event, ...c.outboxColumns.poll });
+      } catch (err) {
+        issue('outboxColumns', err instanceof Error ? err.message.replace(/^columns\./, '') : String(err));
+      }
     } else if (Object.keys(c.outboxColumns.poll).length > 0) {
       issue(
         'outboxColumns',
