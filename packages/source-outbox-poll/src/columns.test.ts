@@ -25,6 +25,10 @@ describe('resolvePollColumns', () => {
     ).toMatchObject({ headers: null, createdAt: null, txid: 'xact', position: 'seq', payload: 'body' });
   });
 
+  it('takes a key set to undefined as the default', () => {
+    expect(resolvePollColumns({ createdAt: undefined, headers: undefined })).toEqual(DEFAULT_POLL_COLUMNS);
+  });
+
   it('refuses a poll column that is also an event column, or an empty name', () => {
     expect(() => resolvePollColumns({ position: 'id' })).toThrow(ConfigError);
     expect(() => resolvePollColumns({ position: 'id' })).toThrow(

@@ -33,8 +33,12 @@ const POLL_FIELDS = ['txid', 'position', 'createdAt', 'publishedAt'] as const;
  * sharing a column would publish the wrong value).
  */
 export function resolvePollColumns(columns: Partial<PollColumns> | undefined): PollColumns {
-  const event = resolveColumns(columns);
-  const resolved: PollColumns = { ...DEFAULT_POLL_COLUMNS, ...columns, ...event };
+  // A key present with the value undefined (`{ ...parsed }` of optional settings) means "default".
+  const given = Object.fromEntries(
+    Object.entries(columns ?? {}).filter(([, name]) => name !== undefined),
+  ) as Partial<PollColumns>;
+  const event = resolveColumns(given);
+  const resolved: PollColumns = { ...DEFAULT_POLL_COLUMNS, ...given, ...event };
   const seen = new Map<string, string>();
   for (const field of EVENT_FIELDS) {
     const name = event[field];
