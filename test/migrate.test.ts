@@ -63,7 +63,7 @@ describe('migrate', () => {
 
     const result = await migrate(pool);
 
-    expect(result).toEqual({ applied: ['0000_init'] });
+    expect(result).toEqual({ applied: ['0000_init', '0001_poll_mode'] });
     expect(await tablesIn(pool, 'sluice')).toEqual(['__drizzle_migrations', 'outbox', 'snapshot_progress']);
     expect(await tablesIn(pool, 'public')).toEqual([]);
     expect(await tablesIn(pool, 'drizzle')).toEqual([]);
@@ -85,6 +85,9 @@ describe('migrate', () => {
       { column_name: 'payload', data_type: 'jsonb', is_nullable: 'YES' },
       { column_name: 'headers', data_type: 'jsonb', is_nullable: 'YES' },
       { column_name: 'created_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
+      { column_name: 'txid', data_type: 'xid8', is_nullable: 'NO' },
+      { column_name: 'position', data_type: 'bigint', is_nullable: 'NO' },
+      { column_name: 'published_at', data_type: 'timestamp with time zone', is_nullable: 'YES' },
     ]);
     const { rows: indexes } = await pool.query<{ indexdef: string }>(
       "SELECT indexdef FROM pg_indexes WHERE schemaname = 'sluice' AND tablename = 'outbox' AND indexdef LIKE '%created_at%'",
@@ -123,16 +126,16 @@ describe('migrate', () => {
     blocker.release();
     const results = await both;
 
-    expect(results.map((r) => r.applied).sort((a, b) => a.length - b.length)).toEqual([[], ['0000_init']]);
+    expect(results.map((r) => r.applied).sort((a, b) => a.length - b.length)).toEqual([[], ['0000_init', '0001_poll_mode']]);
     const { rows } = await holder.query('SELECT count(*)::int AS n FROM sluice.__drizzle_migrations');
-    expect(rows).toEqual([{ n: 1 }]);
+    expect(rows).toEqual([{ n: 2 }]);
   });
 
   it('migrates on a connected client as well as a pool, and is a no-op the second time', async () => {
     const client = new pg.Client({ connectionString: server.url(await freshDatabase()) });
     await client.connect();
     try {
-      expect(await migrate(client)).toEqual({ applied: ['0000_init'] });
+      expect(await migrate(client)).toEqual({ applied: ['0000_init', '0001_poll_mode'] });
       expect(await migrate(client)).toEqual({ applied: [] });
       const { rows } = await client.query(
         "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'",

@@ -84,6 +84,9 @@ describe('enqueue with a pg client', () => {
         payload: { total: 9.5 },
         headers: { traceparent: '00-1-01' },
         created_at: expect.any(Date),
+        txid: expect.any(String),
+        position: expect.any(String),
+        published_at: null,
       },
     ]);
   });
