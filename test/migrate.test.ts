@@ -126,7 +126,10 @@ describe('migrate', () => {
     blocker.release();
     const results = await both;
 
-    expect(results.map((r) => r.applied).sort((a, b) => a.length - b.length)).toEqual([[], ['0000_init', '0001_poll_mode']]);
+    expect(results.map((r) => r.applied).sort((a, b) => a.length - b.length)).toEqual([
+      [],
+      ['0000_init', '0001_poll_mode'],
+    ]);
     const { rows } = await holder.query('SELECT count(*)::int AS n FROM sluice.__drizzle_migrations');
     expect(rows).toEqual([{ n: 2 }]);
   });
