@@ -1,5 +1,6 @@
 export { backoffDelay } from './backoff.js';
 export { type CheckpointerOptions, TransactionCheckpointer } from './checkpointer.js';
+export { CommitOrderScheduler } from './commit-order.js';
 export { DeadLetterFailedError, PipelineStoppedError, PublishFailedError } from './errors.js';
 export { approximateEventBytes } from './event-size.js';
 export { describeEvent, eventLabels } from './labels.js';

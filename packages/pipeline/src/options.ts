@@ -48,6 +48,13 @@ export interface PipelineOptions<C> {
   onPermanentFailure?: (event: RelayEvent, err: PublishFailedError) => Promise<PermanentFailureOutcome>;
   /** Source of jitter, in [0, 1). Default Math.random. */
   random?: () => number;
+  /**
+   * 'commit' (default): events start in commit order; one whose key is in flight holds back all
+   * later ones, so the stream keeps transactions contiguous and in commit order whenever no publish
+   * fails. 'key': only events of the same key wait for each other (more concurrency on hot keys;
+   * events of different keys may land out of commit order). Per-key order holds in both.
+   */
+  ordering?: 'commit' | 'key';
 }
 
 export interface ResolvedOptions {

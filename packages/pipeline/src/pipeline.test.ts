@@ -71,8 +71,8 @@ describe('in-flight window', () => {
 });
 
 describe('publishing', () => {
-  it('keeps one publish per key in flight while other keys proceed, and preserves each key’s order', async () => {
-    const { sink, output } = tracked(setup());
+  it('in key ordering, keeps one publish per key in flight while other keys proceed, and preserves each key’s order', async () => {
+    const { sink, output } = tracked(setup({ ordering: 'key' }));
     await output.push(change('a1', { key: { id: 'a' } }));
     await output.push(change('b1', { key: { id: 'b' } }));
     await output.push(change('a2', { key: { id: 'a' } }));
@@ -83,6 +83,35 @@ describe('publishing', () => {
     sink.succeed(sink.outstanding.find((c) => c.event.id === 'a1'));
     await until(() => sink.outstandingIds().includes('a2'), 'a2 published after a1');
     expect(sink.concurrentSameKey).toBeUndefined();
+  });
+
+  it('in commit ordering (the default), holds everything behind an event whose key is in flight', async () => {
+    const { sink, output } = tracked(setup());
+    await output.push(change('a1', { key: { id: 'a' } }));
+    await output.push(change('b1', { key: { id: 'b' } }));
+    await output.push(change('a2', { key: { id: 'a' } }));
+    await output.push(change('c1', { key: { id: 'c' } }));
+    await until(() => sink.outstanding.length === 2, 'a1 and b1 in flight');
+    await turn();
+    expect(sink.outstandingIds()).toEqual(['a1', 'b1']);
+    sink.succeed(sink.outstanding.find((c) => c.event.id === 'a1'));
+    await until(() => sink.outstandingIds().includes('c1'), 'a2 then c1 published');
+    expect(sink.outstandingIds()).toEqual(['b1', 'a2', 'c1']);
+    expect(sink.concurrentSameKey).toBeUndefined();
+  });
+
+  it('in commit ordering, starts a truncate after its table drains and the rest of the stream after it', async () => {
+    const { sink, output } = tracked(setup());
+    await output.push(change('r1', { key: { id: 1 } }));
+    await output.push(change('c1', { table: 'customers', key: { id: 1 } }));
+    await output.push(change('trunc', { op: 'truncate' }));
+    await output.push(change('c2', { table: 'customers', key: { id: 2 } }));
+    await until(() => sink.outstanding.length === 2, 'r1 and c1 in flight');
+    await turn();
+    expect(sink.outstandingIds()).toEqual(['r1', 'c1']);
+    sink.succeed(sink.outstanding.find((c) => c.event.id === 'r1'));
+    await until(() => sink.outstandingIds().includes('c2'), 'truncate then c2 published');
+    expect(sink.outstandingIds()).toEqual(['c1', 'trunc', 'c2']);
   });
 
   it('issues every publish that became ready in one turn synchronously, as one socket write', async () => {
@@ -240,8 +269,8 @@ describe('permanent failures', () => {
 });
 
 describe('truncate', () => {
-  it('waits for every earlier event of its table to be stored and holds back later ones', async () => {
-    const { sink, output } = tracked(setup());
+  it('in key ordering, waits for every earlier event of its table to be stored and holds back later ones', async () => {
+    const { sink, output } = tracked(setup({ ordering: 'key' }));
     await output.push(change('r1', { key: { id: 1 } }));
     await output.push(change('r2', { key: { id: 2 } }));
     await output.push(change('trunc', { op: 'truncate' }));

@@ -11,6 +11,7 @@ import {
 } from '@sluice/core';
 import { backoffDelay } from './backoff.js';
 import { TransactionCheckpointer } from './checkpointer.js';
+import { CommitOrderScheduler } from './commit-order.js';
 import { DeadLetterFailedError, PipelineStoppedError, PublishFailedError } from './errors.js';
 import { approximateEventBytes } from './event-size.js';
 import { describeEvent, eventLabels } from './labels.js';
@@ -81,7 +82,7 @@ class PipelineRuntime<C> {
   readonly #random: () => number;
   readonly #window: InFlightWindow;
   readonly #checkpointer: TransactionCheckpointer<C>;
-  readonly #scheduler: KeyedScheduler<Entry>;
+  readonly #scheduler: KeyedScheduler<Entry> | CommitOrderScheduler<Entry>;
 
   /** Entries allowed to publish, issued together by the next flush. */
   #ready: Entry[] = [];
@@ -107,9 +108,11 @@ class PipelineRuntime<C> {
     this.#random = options.random ?? Math.random;
     this.#window = new InFlightWindow(settings.maxInFlightEvents, settings.maxInFlightBytes);
     this.#checkpointer = new TransactionCheckpointer<C>({ compareCursor: options.compareCursor });
-    this.#scheduler = new KeyedScheduler<Entry>((entry) => {
+    const start = (entry: Entry) => {
       this.#ready.push(entry);
-    });
+    };
+    this.#scheduler =
+      options.ordering === 'key' ? new KeyedScheduler<Entry>(start) : new CommitOrderScheduler<Entry>(start);
   }
 
   push(event: RelayEvent): Promise<void> {
