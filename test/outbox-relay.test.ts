@@ -78,10 +78,16 @@ async function exactly(env: { SLUICE_STREAM: string }, count: number): Promise<S
 const position = (m: StoredMessage) => [m.headers['sluice-commit-lsn'], m.headers['sluice-seq']];
 
 /**
- * Messages ordered by their transaction position. The stream keeps order per key only (an event
- * waits for the PubAck of the previous one with the same aggregate, so another key may overtake
- * it); subscribers that need transaction order sort by sluice-commit-lsn and sluice-seq.
+ * Checks that the stream already holds the messages in transaction order (commit LSN, then seq),
+ * as the relay's default commit ordering promises when no publish had to be retried, and
+ * returns them.
  */
+function inTransactionOrder(messages: StoredMessage[]): StoredMessage[] {
+  expect(messages.map(position)).toEqual(byPosition(messages).map(position));
+  return messages;
+}
+
+/** Messages sorted by transaction position, as a subscriber reassembling transactions would. */
 function byPosition(messages: StoredMessage[]): StoredMessage[] {
   // An LSN (`16/B374D848`) in stream mode, the transaction id in decimal in poll mode.
   const lsn = (m: StoredMessage) => {
@@ -224,7 +230,7 @@ describe('sluice run publishes outbox events merged with row changes', () => {
       ),
     );
 
-    const messages = byPosition(await exactly(env, 3));
+    const messages = inTransactionOrder(await exactly(env, 3));
     const p = env.SLUICE_SUBJECT_PREFIX;
     expect(messages.map((m) => [m.subject, m.headers['Nats-Msg-Id'], m.body])).toEqual([
       [`${p}.outbox.order.OrderPlaced`, ids[0], '{"a":1}'],
@@ -255,7 +261,7 @@ describe('sluice run publishes outbox events merged with row changes', () => {
       enqueue(client, { aggregateType: 'marker', aggregateId: '5', type: 'Marker', payload: {} }),
     );
 
-    const messages = byPosition(await exactly(env, 3));
+    const messages = inTransactionOrder(await exactly(env, 3));
     expect(messages.map((m) => [m.headers['Nats-Msg-Id'], m.body])).toEqual([
       [ids[0], '{"n": 1}'],
       [ids[1], '{"n": 2}'],
@@ -538,7 +544,7 @@ describe('sluice run in poll mode (SLUICE_MODE=poll)', () => {
       [big],
     );
 
-    const messages = byPosition(await exactly(env, 3));
+    const messages = inTransactionOrder(await exactly(env, 3));
     const p = env.SLUICE_SUBJECT_PREFIX;
     expect(messages.map((m) => [m.subject, m.headers['Nats-Msg-Id'], m.body])).toEqual([
       [`${p}.outbox.order.OrderPlaced`, ids[0], '{"total": "5.00"}'],
