@@ -1,4 +1,4 @@
-import { type NatsServer, type PostgresServer, startNats, startPostgres } from '@sluice/testkit';
+import { freePort, type NatsServer, type PostgresServer, startNats, startPostgres } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { spawnRelay } from './support/relay-process.js';
@@ -55,5 +55,16 @@ describe('sluice run refuses to start on bad input, saying what and how to fix',
     await relay.exited;
     expect(relay.lines.length).toBeGreaterThan(0);
     for (const line of relay.lines) expect(line).not.toContain('hunter2-very-secret');
+  });
+
+  it('keeps retrying while Postgres is unreachable, and stops cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const relay = spawnRelay(
+      relayEnv(pg, nats, { SLUICE_DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres` }),
+    );
+    await relay.waitForLog(/retrying/);
+    await relay.kill('SIGTERM');
+    expect((await relay.exited).code).toBe(0);
+    expect(relay.output()).toContain('stopped during start-up');
   });
 });

@@ -253,6 +253,7 @@ const schema = z
     maxInFlightBytes: integer(1024, 8 * 1024 * 1024 * 1024),
     heartbeatInterval: durationMs({ min: 0 }),
     publishTimeout: durationMs({ min: 100 }),
+    ordering: z.enum(['commit', 'key']),
     autoMigrate: bool(),
     configFile: z.string().optional(),
   })

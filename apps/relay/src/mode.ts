@@ -39,6 +39,7 @@ export function lazyPipeline<C>(ctx: ModeContext, compareCursor: (a: C, b: C) =>
         logger: ctx.logger.child({ component: 'pipeline' }),
         onFatal: ctx.failWith,
         compareCursor,
+        ordering: ctx.config.ordering,
       });
       return pipeline;
     },

@@ -160,6 +160,10 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
       },
     };
     await (config.mode === 'poll' ? runPollMode(ctx) : runStreamMode(ctx));
+  } catch (err) {
+    // A signal during start-up (say, while waiting for Postgres) is a clean stop, not a failure.
+    if (!(stop.signal.aborted && fatal === undefined)) throw err;
+    logger.info({}, 'stopped during start-up');
   } finally {
     clearInterval(readyTimer);
     process.off('SIGTERM', onSignal);

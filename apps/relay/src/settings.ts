@@ -205,6 +205,14 @@ export const SETTINGS = [
     description: 'How long to wait for a PubAck before retrying the same message.',
   },
   {
+    key: 'ordering',
+    env: 'SLUICE_ORDERING',
+    flag: '--ordering',
+    default: 'commit',
+    description:
+      'commit: the stream keeps commit order (an event behind one of its own key in flight waits, and so does all after it); key: only per-key order, more concurrency on hot keys.',
+  },
+  {
     key: 'autoMigrate',
     env: 'SLUICE_AUTO_MIGRATE',
     flag: '--auto-migrate',

@@ -21,7 +21,7 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
           pool,
           slot: config.slot,
           tables: config.tables,
-          logger: logger.child({ component: 'snapshot' }),
+          logger,
           metrics,
           source: {
             acknowledgedLsn: () => source?.acknowledgedLsn() ?? 0n,
@@ -51,11 +51,15 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
   const src = source;
   ctx.setSourceStatus(() => src.status());
 
+  let plannedForNewSlot = false;
   if (snapshot) {
     // Plan before the slot exists: a crash between creating the slot and planning would
     // otherwise leave a slot that never gets its snapshot.
     const planIfNew = async () => {
-      if (!(await replicationSlotExists(pool, config.slot))) await snapshot.plan(true);
+      if (!(await replicationSlotExists(pool, config.slot))) {
+        await snapshot.plan(true);
+        plannedForNewSlot = true;
+      }
     };
     await retryRetriable('planning the initial snapshot', planIfNew, { logger, signal });
   }
@@ -65,7 +69,9 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
     onRetry: () => metrics.reconnect('postgres'),
   });
   if (snapshot) {
-    await retryRetriable('planning the initial snapshot', () => snapshot.plan(src.isNewSlot), {
+    // Already planned above for a new slot: this call only resumes what is pending.
+    const isNew = src.isNewSlot && !plannedForNewSlot;
+    await retryRetriable('planning the initial snapshot', () => snapshot.plan(isNew), {
       logger,
       signal,
     });
