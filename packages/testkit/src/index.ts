@@ -1,6 +1,7 @@
-// Dev-only launchers for private Postgres and nats-server instances, one per test file.
-export { TestServerError, WaitTimeoutError } from './errors.js';
-export { canConnect, freePort } from './free-port.js';
+// Dev-only private Postgres and nats-server instances, one per test file: the embedded launchers
+// (@sluice/embedded) on temp directories that dispose removes.
+export { canConnect, freePort, type WaitForOptions, WaitTimeoutError, waitFor } from '@sluice/embedded';
+export { TestServerError } from './errors.js';
 export { findNatsServer, type NatsServer, type StartNatsOptions, startNats } from './nats.js';
 export {
   DEFAULT_POSTGRES_SETTINGS,
@@ -9,4 +10,3 @@ export {
   type StartPostgresOptions,
   startPostgres,
 } from './postgres.js';
-export { type WaitForOptions, waitFor } from './wait-for.js';

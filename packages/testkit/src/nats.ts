@@ -1,20 +1,9 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { createNats, findNatsServer as findBinary, freePort, type NatsInstance } from '@sluice/embedded';
 import { TestServerError } from './errors.js';
-import { freePort } from './free-port.js';
-import {
-  killGroup,
-  logTail,
-  type ServerProcess,
-  signalGroup,
-  spawnServer,
-  track,
-  untrack,
-} from './processes.js';
-import { waitFor } from './wait-for.js';
+import { removeSync, track, untrack } from './track.js';
 
 export interface StartNatsOptions {
   /** Extra nats-server arguments, appended after the testkit's own. */
@@ -41,110 +30,78 @@ export interface NatsServer {
   dispose(): Promise<void>;
 }
 
-const HOST = '127.0.0.1';
-const READY_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 15_000;
-
-/** Starts a private nats-server with JetStream on free ports in a fresh temp directory. */
+/**
+ * Starts a private nats-server with JetStream on free ports in a fresh temp directory: the
+ * embedded launcher, on a directory that `dispose` removes.
+ */
 export async function startNats(options: StartNatsOptions = {}): Promise<NatsServer> {
-  const binary = findNatsServer();
   const tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sluice-nats-'));
-  const server = new LocalNats(binary, tmpDir, await freePort(), await freePort(), options.args ?? []);
-  track(server);
+  let server: TestNats | undefined;
   try {
-    await fsp.mkdir(server.storeDir);
-    await server.start();
+    const instance = await createNats({
+      dir: tmpDir,
+      port: await freePort(),
+      monitorPort: await freePort(),
+      args: options.args ?? [],
+    });
+    server = new TestNats(instance, tmpDir);
+    track(server);
+    await instance.start();
     return server;
   } catch (err) {
-    await server.dispose();
+    if (server) await server.dispose();
+    else await fsp.rm(tmpDir, { recursive: true, force: true, maxRetries: 3 });
     throw err;
   }
 }
 
-class LocalNats implements NatsServer {
-  readonly url: string;
-  readonly monitorUrl: string;
-  readonly storeDir: string;
-  readonly logFile: string;
-  private proc: ServerProcess | undefined;
+class TestNats implements NatsServer {
   private disposing: Promise<void> | undefined;
 
   constructor(
-    private readonly binary: string,
+    private readonly instance: NatsInstance,
     private readonly tmpDir: string,
-    readonly port: number,
-    private readonly monitorPort: number,
-    private readonly extraArgs: string[],
-  ) {
-    this.url = `nats://${HOST}:${port}`;
-    this.monitorUrl = `http://${HOST}:${monitorPort}`;
-    this.storeDir = path.join(tmpDir, 'store');
-    this.logFile = path.join(tmpDir, 'nats-server.log');
+  ) {}
+
+  get port(): number {
+    return this.instance.port;
+  }
+  get url(): string {
+    return this.instance.url;
+  }
+  get monitorUrl(): string {
+    return this.instance.monitorUrl;
+  }
+  get storeDir(): string {
+    return this.instance.storeDir;
+  }
+  get logFile(): string {
+    return this.instance.logFile;
   }
 
   async start(): Promise<void> {
     if (this.disposing) throw new TestServerError(`nats-server on port ${this.port} was disposed`);
-    if (this.proc && !this.proc.hasExited()) return;
-    const args = [
-      '-js',
-      '-a',
-      HOST,
-      '-p',
-      String(this.port),
-      '-m',
-      String(this.monitorPort),
-      '-sd',
-      this.storeDir,
-      ...this.extraArgs,
-    ];
-    const proc = spawnServer(this.binary, args, { logFile: this.logFile, cwd: this.tmpDir });
-    this.proc = proc;
-    try {
-      await waitFor(
-        async () => {
-          if (proc.hasExited()) throw new TestServerError('nats-server exited during start-up');
-          return (await httpStatus(`${this.monitorUrl}/healthz`)) === 200;
-        },
-        {
-          timeoutMs: READY_TIMEOUT_MS,
-          intervalMs: 50,
-          message: `nats-server on port ${this.port} to be healthy`,
-        },
-      );
-    } catch (err) {
-      if (!proc.hasExited()) await killGroup(proc, 'nats-server');
-      throw new TestServerError(
-        `nats-server (port ${this.port}, store ${this.storeDir}) did not start: ${(err as Error).message}\n` +
-          `--- ${this.logFile} (tail) ---\n${logTail(this.logFile)}`,
-        { cause: err },
-      );
-    }
+    await this.instance.start();
   }
 
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.hasExited()) return;
-    signalGroup(proc.pid, 'SIGTERM');
-    if (!(await proc.waitForExit(STOP_TIMEOUT_MS))) await killGroup(proc, 'nats-server');
+  stop(): Promise<void> {
+    return this.instance.stop();
   }
 
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.hasExited()) return;
-    await killGroup(proc, 'nats-server');
+  kill(): Promise<void> {
+    return this.instance.kill();
   }
 
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
+  restart(): Promise<void> {
+    return this.instance.restart();
   }
 
   dispose(): Promise<void> {
     this.disposing ??= (async () => {
       try {
-        await this.stop();
+        await this.instance.stop();
       } catch {
-        if (this.proc) await killGroup(this.proc, 'nats-server');
+        await this.instance.kill();
       }
       await fsp.rm(this.tmpDir, { recursive: true, force: true, maxRetries: 3 });
       untrack(this);
@@ -153,27 +110,12 @@ class LocalNats implements NatsServer {
   }
 
   killSync(): void {
-    if (this.proc) signalGroup(this.proc.pid, 'SIGKILL');
-    fs.rmSync(this.tmpDir, { recursive: true, force: true, maxRetries: 3 });
+    this.instance.killSync();
+    removeSync(this.tmpDir);
   }
 }
 
-/** `SLUICE_NATS_SERVER`, else /usr/sbin/nats-server (Debian package), else `nats-server` on PATH. */
+/** `SLUICE_NATS_SERVER`, else `nats-server` on PATH or in /usr/sbin, else the bare name. */
 export function findNatsServer(): string {
-  const fromEnv = process.env['SLUICE_NATS_SERVER'];
-  if (fromEnv) return fromEnv;
-  if (fs.existsSync('/usr/sbin/nats-server')) return '/usr/sbin/nats-server';
-  return 'nats-server';
-}
-
-/** Status code of a GET; no keep-alive agent, so no socket outlives the request. */
-function httpStatus(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: 1_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.once('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.once('error', reject);
-  });
+  return findBinary() ?? 'nats-server';
 }

@@ -2,7 +2,8 @@ import net from 'node:net';
 
 /**
  * A TCP port on 127.0.0.1 that was free a moment ago. The OS hands out ephemeral ports in
- * rotation, so the window in which another process grabs it is small enough for tests.
+ * rotation, so the window in which another process grabs it is small enough for tests and for a
+ * monitoring port chosen right before its server starts.
  */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { TestServerError } from './errors.js';
+import { EmbeddedServerError } from './errors.js';
 import { waitFor } from './wait-for.js';
 
 export interface ExitStatus {
@@ -28,8 +28,9 @@ export interface SpawnServerOptions {
 /**
  * Starts a server in its own process group with output appended to `logFile`. Its own group lets
  * `kill` take the server and every child it forked (Postgres backends) down at once, like a crash,
- * and keeps a Ctrl-C meant for the test runner from reaching it mid-test. The child is unref'd and
- * has no pipes to us, so it never keeps the test runner alive.
+ * and keeps a Ctrl-C meant for its parent (a test runner, a relay in a terminal) from reaching it:
+ * the parent decides when it stops, after it has drained. The child is unref'd and has no pipes to
+ * us, so it never keeps its parent alive.
  */
 export function spawnServer(command: string, args: string[], options: SpawnServerOptions): ServerProcess {
   const fd = fs.openSync(options.logFile, 'a');
@@ -51,7 +52,7 @@ export function spawnServer(command: string, args: string[], options: SpawnServe
       resolve(status);
     });
     child.once('error', (err) => {
-      fs.appendFileSync(options.logFile, `\n[testkit] could not spawn ${command}: ${err.message}\n`);
+      fs.appendFileSync(options.logFile, `\n[sluice] could not spawn ${command}: ${err.message}\n`);
       status = { code: null, signal: null };
       resolve(status);
     });
@@ -125,7 +126,7 @@ export function groupAlive(pgid: number): boolean {
 export async function killGroup(proc: ServerProcess, what: string): Promise<void> {
   signalGroup(proc.pid, 'SIGKILL');
   if (!(await proc.waitForExit(10_000))) {
-    throw new TestServerError(`${what} (pid ${proc.pid}) did not exit within 10 s of SIGKILL`);
+    throw new EmbeddedServerError(`${what} (pid ${proc.pid}) did not exit within 10 s of SIGKILL`);
   }
   await waitFor(() => !groupAlive(proc.pid), {
     timeoutMs: 10_000,
@@ -150,42 +151,85 @@ export function osUser(name: string): { uid: number; gid: number } {
     const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
     return { uid, gid };
   } catch (err) {
-    throw new TestServerError(
-      `Cannot run Postgres as root and there is no '${name}' OS user to run it as. ` +
-        `Create one (useradd --system ${name}) or run the tests as an unprivileged user.`,
-      { cause: err },
+    throw new EmbeddedServerError(
+      `Postgres refuses to run as root, and there is no '${name}' OS user to run it as`,
+      { cause: err, hint: `create one (useradd --system ${name}) or run as an unprivileged user` },
     );
   }
 }
 
-interface Tracked {
-  killSync(): void;
+/** True while `pid` is a live (non-zombie) process. */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    // No /proc (not Linux), or no such process.
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, it is just not ours to signal.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
-const live = new Set<Tracked>();
-let exitHookInstalled = false;
+/** The arguments `pid` was started with, or undefined when they cannot be read. */
+export function commandLine(pid: number): string[] | undefined {
+  try {
+    const raw = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw.split('\0').filter((arg) => arg !== '');
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * Last resort for servers a test forgot to dispose: on process exit only synchronous work runs,
- * so kill the groups and remove the directories right there.
+ * Stops a server this process did not start (one left running by an earlier run): `signal` first,
+ * then SIGKILL to its process group after `timeoutMs`. Resolves once it is gone.
  */
-export function track(server: Tracked): void {
-  live.add(server);
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', () => {
-      for (const s of live) {
-        try {
-          s.killSync();
-        } catch {
-          // Best effort on the way out; nothing left to report to.
-        }
-      }
-      live.clear();
+export async function stopStray(
+  pid: number,
+  signal: NodeJS.Signals,
+  what: string,
+  timeoutMs: number,
+): Promise<void> {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  try {
+    await waitFor(() => !processAlive(pid), { timeoutMs, intervalMs: 50 });
+  } catch {
+    signalGroup(pid, 'SIGKILL');
+    await waitFor(() => !groupAlive(pid) && !processAlive(pid), {
+      timeoutMs: 10_000,
+      message: `${what} (pid ${pid}) to exit after SIGKILL`,
     });
   }
 }
 
-export function untrack(server: Tracked): void {
-  live.delete(server);
+/**
+ * The live process recorded in a pid file (first line), when its command line passes `isOurs`;
+ * undefined for a missing or stale file.
+ */
+export function liveProcessFromPidFile(
+  file: string,
+  isOurs: (args: string[]) => boolean,
+): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(text.split('\n')[0]?.trim());
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processAlive(pid)) return undefined;
+  const args = commandLine(pid);
+  // Without /proc we cannot tell; a live process under that pid is then assumed to be the server.
+  if (args === undefined) return pid;
+  return isOurs(args) ? pid : undefined;
 }
