@@ -124,7 +124,12 @@ async function runBaseline(pgServer, nats, nc) {
 const mb = (bytes) => `${Math.round(bytes / 1048576)} MiB`;
 
 async function runRelayBench() {
-  const [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
+  // The naive relay stops reading (and so answering keepalives) while its handler awaits PubAcks;
+  // without this the walsender would drop it mid-transaction after wal_sender_timeout.
+  const [pgServer, nats] = await Promise.all([
+    startPostgres({ settings: { wal_sender_timeout: '0' } }),
+    startNats(),
+  ]);
   const nc = await connect({ servers: nats.url });
   try {
     console.log(
