@@ -255,6 +255,10 @@ const schema = z
     publishTimeout: durationMs({ min: 100 }),
     ordering: z.enum(['commit', 'key']),
     autoMigrate: bool(),
+    embedded: bool(),
+    embeddedDir: z.string().min(1),
+    embeddedPgPort: integer(1, 65535),
+    embeddedNatsPort: integer(1, 65535),
     configFile: z.string().optional(),
   })
   .superRefine((c, ctx) => {
@@ -290,6 +294,9 @@ const schema = z
           .join(', ')}: only poll mode reads these columns (SLUICE_MODE=poll)`,
       );
     }
+    if (c.embedded && c.embeddedPgPort === c.embeddedNatsPort) {
+      issue('embeddedNatsPort', `the embedded Postgres already uses port ${c.embeddedPgPort}; pick another`);
+    }
     if (c.mode === 'stream' && c.tables.length === 0 && !outbox && c.outboxMessagePrefix === null) {
       issue(
         'tables',
@@ -322,6 +329,7 @@ export function parseFlags(argv: readonly string[]): Record<string, string> {
       throw new ConfigError(flag, 'unknown flag', { hint: 'run `sluice help` for the list of settings' });
     let value: string | undefined;
     if (eq !== -1) value = arg.slice(eq + 1);
+    else if ('boolean' in spec && spec.boolean && !isBooleanWord(argv[i + 1])) value = 'true';
     else {
       value = argv[i + 1];
       i++;
@@ -330,6 +338,13 @@ export function parseFlags(argv: readonly string[]): Record<string, string> {
     out[spec.key] = value;
   }
   return out;
+}
+
+/** A word `--flag <word>` takes as the value of a boolean flag; anything else is the next argument. */
+function isBooleanWord(arg: string | undefined): boolean {
+  return (
+    arg !== undefined && ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'].includes(arg.toLowerCase())
+  );
 }
 
 function readConfigFile(path: string): Record<string, string> {

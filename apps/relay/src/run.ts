@@ -6,6 +6,7 @@ import { createStdoutSink } from '@sluice/sink-stdout';
 import pg from 'pg';
 import { printFatal, version } from './cli.js';
 import { type LoadedConfig, loadConfig, type RelayConfig } from './config.js';
+import { type EmbeddedServers, startEmbedded } from './embedded.js';
 import { type HttpServer, startHttpServer } from './http.js';
 import { createLogger, type RelayLogger } from './logger.js';
 import type { ModeContext } from './mode.js';
@@ -24,14 +25,25 @@ export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<
     printFatal(err);
     return 2;
   }
-  const { config, sources } = loaded;
+  let { config } = loaded;
+  const { sources } = loaded;
   // With the stdout sink, stdout carries the events: logs move to stderr so the two never mix.
   const logger = createLogger(config.logLevel, config.sink === 'stdout' ? 2 : 1);
   logger.info(
     { version: version(), config: summarize(config), sources },
     `sluice ${version()} starting (${config.mode} mode, ${config.tables.length} table(s), outbox ${describeOutbox(config)}, sink ${config.sink})`,
   );
+  let embedded: EmbeddedServers | undefined;
   try {
+    if (config.embedded) {
+      embedded = await startEmbedded(config, sources, logger);
+      const { databaseUrl = config.databaseUrl, natsUrl = config.natsUrl } = embedded;
+      config = { ...config, databaseUrl, natsUrl };
+      if (embedded.stopRequested) {
+        logger.info({}, 'stopped during start-up');
+        return 0;
+      }
+    }
     return await runWith(config, logger);
   } catch (err) {
     const known = err instanceof SluiceError;
@@ -39,6 +51,10 @@ export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<
     logger.flush();
     printFatal(err);
     return err instanceof ConfigError ? 2 : 1;
+  } finally {
+    // After runWith: the relay has drained and closed its connections before its servers go.
+    await embedded?.stop();
+    logger.flush();
   }
 }
 

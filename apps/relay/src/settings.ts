@@ -10,6 +10,8 @@ export interface SettingSpec {
   flag: string;
   default?: string;
   secret?: boolean;
+  /** The flag may stand alone: `--embedded` means `--embedded=true`. */
+  boolean?: boolean;
   description: string;
 }
 
@@ -219,6 +221,37 @@ export const SETTINGS = [
     default: 'true',
     description:
       "Apply Sluice's own migrations (schema sluice) at start-up; false: run `sluice migrate` yourself.",
+  },
+  {
+    key: 'embedded',
+    env: 'SLUICE_EMBEDDED',
+    flag: '--embedded',
+    default: 'false',
+    boolean: true,
+    description:
+      'Start a local Postgres (wal_level=logical) and nats-server -js for whichever of SLUICE_DATABASE_URL and SLUICE_NATS_URL is not set; npm start sets it.',
+  },
+  {
+    key: 'embeddedDir',
+    env: 'SLUICE_EMBEDDED_DIR',
+    flag: '--embedded-dir',
+    default: '.sluice',
+    description:
+      'Where the embedded servers keep their data and logs (kept across runs), relative to the working directory.',
+  },
+  {
+    key: 'embeddedPgPort',
+    env: 'SLUICE_EMBEDDED_PG_PORT',
+    flag: '--embedded-pg-port',
+    default: '54329',
+    description: 'Port of the embedded Postgres (on 127.0.0.1).',
+  },
+  {
+    key: 'embeddedNatsPort',
+    env: 'SLUICE_EMBEDDED_NATS_PORT',
+    flag: '--embedded-nats-port',
+    default: '4223',
+    description: 'Port of the embedded nats-server (on 127.0.0.1).',
   },
   {
     key: 'configFile',
