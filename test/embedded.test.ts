@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { canConnect, freePort, startPostgres, waitFor } from '@sluice/testkit';
@@ -226,6 +227,53 @@ describe('sluice run with SLUICE_EMBEDDED=true and SLUICE_DATABASE_URL set', () 
       expect(await server.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
     } finally {
       await server.dispose();
+    }
+  });
+});
+
+describe('sluice run --embedded when the embedded servers cannot start', () => {
+  it('exits 1 saying to install postgresql or set SLUICE_DATABASE_URL when the Postgres binaries are missing', async () => {
+    const cwd = await tempDir();
+    const relay = spawnRelay(
+      {
+        SLUICE_PG_BINDIR: path.join(cwd, 'no-postgres-here'),
+        SLUICE_EMBEDDED_DIR: path.join(cwd, '.sluice'),
+        SLUICE_HTTP_PORT: '0',
+      },
+      ['run', '--embedded'],
+    );
+    relays.push(relay);
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toMatch(
+      /sluice: embedded Postgres: no Postgres server binaries.*no-postgres-here\n {2}fix: install postgresql \(apt-get install -y postgresql\) or set SLUICE_DATABASE_URL/,
+    );
+    expect(fs.existsSync(path.join(cwd, '.sluice'))).toBe(false);
+  });
+
+  it('exits 1 naming SLUICE_EMBEDDED_PG_PORT when another program holds the port, and stops the NATS it started', async () => {
+    const cwd = await tempDir();
+    const natsPort = await freePort();
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const pgPort = (squatter.address() as net.AddressInfo).port;
+    try {
+      const relay = spawnRelay(
+        {
+          SLUICE_EMBEDDED_DIR: path.join(cwd, '.sluice'),
+          SLUICE_EMBEDDED_PG_PORT: String(pgPort),
+          SLUICE_EMBEDDED_NATS_PORT: String(natsPort),
+          SLUICE_HTTP_PORT: '0',
+        },
+        ['run', '--embedded'],
+      );
+      relays.push(relay);
+      expect((await relay.exited).code).toBe(1);
+      expect(relay.output()).toContain(
+        `sluice: embedded Postgres: port ${pgPort} on 127.0.0.1 is in use by another program\n  fix: set SLUICE_EMBEDDED_PG_PORT to a free port`,
+      );
+      expect(await canConnect('127.0.0.1', natsPort)).toBe(false);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
     }
   });
 });

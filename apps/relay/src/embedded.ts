@@ -9,8 +9,10 @@ import {
   findNatsServer,
   findPostgresBinDir,
   type NatsInstance,
+  natsSearchPath,
   PortInUseError,
   type PostgresInstance,
+  postgresSearchPath,
 } from '@sluice/embedded';
 import type { ConfigSources, RelayConfig } from './config.js';
 import type { RelayLogger } from './logger.js';
@@ -56,7 +58,7 @@ export async function startEmbedded(
   const binDir = wantPostgres ? findPostgresBinDir() : undefined;
   if (wantPostgres && !binDir) {
     throw new EmbeddedServerError(
-      'embedded Postgres: no Postgres server binaries found (SLUICE_PG_BINDIR, /usr/lib/postgresql/*/bin, PATH)',
+      `embedded Postgres: no Postgres server binaries (postgres, initdb) in ${postgresSearchPath()}`,
       {
         hint: 'install postgresql (apt-get install -y postgresql) or set SLUICE_DATABASE_URL to a Postgres with wal_level=logical',
       },
@@ -64,12 +66,9 @@ export async function startEmbedded(
   }
   const natsBinary = wantNats ? findNatsServer() : undefined;
   if (wantNats && !natsBinary) {
-    throw new EmbeddedServerError(
-      'embedded NATS: nats-server not found (SLUICE_NATS_SERVER, PATH, /usr/sbin)',
-      {
-        hint: 'install nats-server (apt-get install -y nats-server) or set SLUICE_NATS_URL to a NATS server with JetStream',
-      },
-    );
+    throw new EmbeddedServerError(`embedded NATS: no nats-server in ${natsSearchPath()}`, {
+      hint: 'install nats-server (apt-get install -y nats-server) or set SLUICE_NATS_URL to a NATS server with JetStream',
+    });
   }
 
   const dir = path.resolve(config.embeddedDir);

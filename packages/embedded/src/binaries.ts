@@ -3,12 +3,13 @@ import path from 'node:path';
 import { BinaryNotFoundError } from './errors.js';
 
 /**
- * `SLUICE_PG_BINDIR`, else the newest `/usr/lib/postgresql/<major>/bin` (Debian/Ubuntu layout),
+ * `SLUICE_PG_BINDIR` (undefined when it holds no postgres and initdb), else the newest `/usr/lib/postgresql/<major>/bin` (Debian/Ubuntu layout),
  * else a directory on PATH that holds both `postgres` and `initdb`, else undefined.
  */
 export function findPostgresBinDir(): string | undefined {
   const fromEnv = process.env['SLUICE_PG_BINDIR'];
-  if (fromEnv) return fromEnv;
+  // A set variable is what the person wants: no silent fallback to another Postgres.
+  if (fromEnv) return holdsPostgres(fromEnv) ? fromEnv : undefined;
   const root = '/usr/lib/postgresql';
   let majors: string[] = [];
   try {
@@ -26,10 +27,10 @@ export function findPostgresBinDir(): string | undefined {
   );
 }
 
-/** `SLUICE_NATS_SERVER`, else `nats-server` on PATH, else /usr/sbin/nats-server (Debian), else undefined. */
+/** `SLUICE_NATS_SERVER` (undefined when not executable), else `nats-server` on PATH, else /usr/sbin/nats-server (Debian), else undefined. */
 export function findNatsServer(): string | undefined {
   const fromEnv = process.env['SLUICE_NATS_SERVER'];
-  if (fromEnv) return fromEnv;
+  if (fromEnv) return isExecutable(fromEnv) ? fromEnv : undefined;
   for (const dir of [...pathDirs(), '/usr/sbin', '/usr/local/bin']) {
     const candidate = path.join(dir, 'nats-server');
     if (isExecutable(candidate)) return candidate;
@@ -37,11 +38,25 @@ export function findNatsServer(): string | undefined {
   return undefined;
 }
 
+/** Where findPostgresBinDir looked, for messages. */
+export function postgresSearchPath(): string {
+  const fromEnv = process.env['SLUICE_PG_BINDIR'];
+  return fromEnv
+    ? `SLUICE_PG_BINDIR=${fromEnv}`
+    : 'SLUICE_PG_BINDIR (unset), /usr/lib/postgresql/*/bin and PATH';
+}
+
+/** Where findNatsServer looked, for messages. */
+export function natsSearchPath(): string {
+  const fromEnv = process.env['SLUICE_NATS_SERVER'];
+  return fromEnv ? `SLUICE_NATS_SERVER=${fromEnv}` : 'SLUICE_NATS_SERVER (unset), PATH and /usr/sbin';
+}
+
 export function requirePostgresBinDir(): string {
   const dir = findPostgresBinDir();
   if (dir) return dir;
   throw new BinaryNotFoundError(
-    'Postgres server binaries (postgres, initdb) not found: looked in SLUICE_PG_BINDIR, /usr/lib/postgresql/*/bin and PATH',
+    `Postgres server binaries (postgres, initdb) not found: looked in ${postgresSearchPath()}`,
     {
       hint: 'install postgresql (apt-get install -y postgresql), or set SLUICE_PG_BINDIR to the directory that holds initdb',
     },
@@ -51,13 +66,17 @@ export function requirePostgresBinDir(): string {
 export function requireNatsServer(): string {
   const binary = findNatsServer();
   if (binary) return binary;
-  throw new BinaryNotFoundError('nats-server not found: looked in SLUICE_NATS_SERVER, PATH and /usr/sbin', {
+  throw new BinaryNotFoundError(`nats-server not found: looked in ${natsSearchPath()}`, {
     hint: 'install nats-server (apt-get install -y nats-server), or set SLUICE_NATS_SERVER to its path',
   });
 }
 
 function pathDirs(): string[] {
   return (process.env['PATH'] ?? '').split(path.delimiter).filter((dir) => dir !== '');
+}
+
+function holdsPostgres(dir: string): boolean {
+  return isExecutable(path.join(dir, 'postgres')) && isExecutable(path.join(dir, 'initdb'));
 }
 
 function isExecutable(file: string): boolean {

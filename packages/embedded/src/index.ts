@@ -1,6 +1,13 @@
 // Local Postgres (wal_level=logical) and nats-server -js launchers with persistent data directories:
 // the relay's embedded servers (`sluice run --embedded`) and the testkit's throwaway ones.
-export { findNatsServer, findPostgresBinDir, requireNatsServer, requirePostgresBinDir } from './binaries.js';
+export {
+  findNatsServer,
+  findPostgresBinDir,
+  natsSearchPath,
+  postgresSearchPath,
+  requireNatsServer,
+  requirePostgresBinDir,
+} from './binaries.js';
 export { claimDirectory, type DirectoryClaim } from './dir-lock.js';
 export {
   BinaryNotFoundError,
