@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import {
   AuthorizationError,
   type ConnectionOptions,
@@ -30,6 +30,7 @@ import {
   DEFAULT_STREAM,
   type NatsSinkOptions,
 } from './options.js';
+import { PubAckCollector } from './pub-acks.js';
 import { provisionError, provisionStream, type StreamSpec } from './stream.js';
 import { DEFAULT_OUTBOX_SUBJECT_TEMPLATE, SubjectRouter, streamSubjects } from './subjects.js';
 
@@ -79,7 +80,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   const metrics: Metrics = options.metrics ?? noopMetrics;
 
   let nc: NatsConnection | undefined;
-  let js: JetStreamClient | undefined;
+  let acks: PubAckCollector | undefined;
   let jsm: JetStreamManager | undefined;
   let streamReady = false;
   let closing = false;
@@ -226,13 +227,14 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
         });
       }
       disconnected = undefined;
-      js = jetstream(nc, { timeout: ackTimeoutMs });
+      acks = new PubAckCollector(nc, ackTimeoutMs);
       watchStatus(nc).catch((err: unknown) => log.error({ err }, 'NATS status watcher stopped'));
       try {
         await provision();
       } catch (err) {
         const conn = nc;
-        nc = js = jsm = undefined;
+        acks?.close();
+        nc = acks = jsm = undefined;
         await conn.close().catch(ignore);
         throw err;
       }
@@ -240,7 +242,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     },
 
     publish(event: RelayEvent): Promise<void> {
-      if (js === undefined || closing) {
+      if (acks === undefined || closing) {
         return Promise.reject(
           new RetriableError(
             `NATS sink is ${closing ? 'closing' : 'not started'}; event ${event.id} not published`,
@@ -269,7 +271,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
       }
       inFlight++;
       // Nats-Msg-Id is already in `headers` (set with the other headers, one map write).
-      return js.publish(subject, body, { headers, timeout: ackTimeoutMs }).then(
+      return acks.publish(subject, body, headers).then(
         () => {
           // A duplicate PubAck means the stream already holds this id: success, not an error.
           settled();
@@ -304,7 +306,8 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
         });
         onIdle = undefined;
       }
-      nc = js = jsm = undefined;
+      acks?.close();
+      nc = acks = jsm = undefined;
       disconnected = undefined;
       streamReady = false;
       problem = 'closed';
