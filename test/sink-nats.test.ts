@@ -253,6 +253,22 @@ describe('NATS sink against a real nats-server', () => {
     expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(['0/16B3800-1', '0/16B3800-2']);
   });
 
+  it('rejects with a RetriableError saying no responders when its stream is deleted, then re-creates it', async () => {
+    const s = sink({ stream: 'DELETED', subjectPrefix: 'deleted' });
+    await s.start();
+    await s.publish(change(1));
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.delete('DELETED');
+
+    const err = await s.publish(change(2)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RetriableError);
+    expect((err as Error).message).toMatch(/no responders/);
+    await waitFor(() => s.status().ready, { timeoutMs: 30_000, message: 'the sink to re-create its stream' });
+    await s.publish(change(2));
+    const stored = await readStream(nats.url, 'DELETED');
+    expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(['0/16B3800-2']);
+  });
+
   it('re-creates its stream after a reconnect to a server that lost it', async () => {
     const s = sink({ stream: 'RECREATED', subjectPrefix: 'recreated' });
     await s.start();

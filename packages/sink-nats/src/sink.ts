@@ -278,7 +278,12 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
         },
         (err: unknown) => {
           settled();
-          if (isNoResponders(err)) reprovision();
+          if (isNoResponders(err)) {
+            // The stream is gone or not answering: not ready until it is checked (and re-created).
+            streamReady = false;
+            problem = `stream ${stream} did not answer a publish (no responders); checking it`;
+            reprovision();
+          }
           throw classifyPublishError(err, {
             subject,
             stream,
