@@ -30,13 +30,19 @@ export const DEFAULT_MESSAGE_PREFIX = 'sluice.outbox';
 
 const FIELDS = ['id', 'aggregateType', 'aggregateId', 'type', 'payload', 'headers'] as const;
 
-/** Defaults overridden by `columns`; every name must be a non-empty string, and all distinct. */
-export function resolveColumns(columns: Partial<OutboxColumns> | undefined): OutboxColumns {
-  const resolved: OutboxColumns = { ...DEFAULT_OUTBOX_COLUMNS, ...columns };
-  const seen = new Map<string, string>();
-  for (const field of FIELDS) {
+/**
+ * Checks that each of `fields` names a column (a non-empty string; null only for `nullable` ones)
+ * and that no column serves two fields. `seen` carries names claimed by earlier checks.
+ */
+export function checkColumnNames<F extends string>(
+  resolved: Readonly<Record<F, string | null>>,
+  fields: readonly F[],
+  nullable: readonly F[],
+  seen: Map<string, string> = new Map(),
+): Map<string, string> {
+  for (const field of fields) {
     const name = resolved[field];
-    if (name === null && field === 'headers') continue;
+    if (name === null && nullable.includes(field)) continue;
     if (typeof name !== 'string' || name.length === 0) {
       throw new ConfigError(`columns.${field}`, `expected a column name, got ${JSON.stringify(name)}`);
     }
@@ -46,5 +52,12 @@ export function resolveColumns(columns: Partial<OutboxColumns> | undefined): Out
     }
     seen.set(name, field);
   }
+  return seen;
+}
+
+/** Defaults overridden by `columns`; every name must be a non-empty string, and all distinct. */
+export function resolveColumns(columns: Partial<OutboxColumns> | undefined): OutboxColumns {
+  const resolved: OutboxColumns = { ...DEFAULT_OUTBOX_COLUMNS, ...columns };
+  checkColumnNames(resolved, FIELDS, ['headers']);
   return resolved;
 }

@@ -1,5 +1,4 @@
-import { ConfigError } from '@sluice/core';
-import { DEFAULT_OUTBOX_COLUMNS, type OutboxColumns, resolveColumns } from '@sluice/outbox';
+import { checkColumnNames, DEFAULT_OUTBOX_COLUMNS, type OutboxColumns, resolveColumns } from '@sluice/outbox';
 
 /**
  * The event columns (Debezium's names by default, as in @sluice/outbox) plus the ones poll mode
@@ -44,17 +43,6 @@ export function resolvePollColumns(columns: Partial<PollColumns> | undefined): P
     const name = event[field];
     if (name !== null) seen.set(name, field);
   }
-  for (const field of POLL_FIELDS) {
-    const name = resolved[field];
-    if (name === null && field === 'createdAt') continue;
-    if (typeof name !== 'string' || name.length === 0) {
-      throw new ConfigError(`columns.${field}`, `expected a column name, got ${JSON.stringify(name)}`);
-    }
-    const other = seen.get(name);
-    if (other !== undefined) {
-      throw new ConfigError(`columns.${field}`, `column "${name}" is already used for ${other}`);
-    }
-    seen.set(name, field);
-  }
+  checkColumnNames(resolved, POLL_FIELDS, ['createdAt'], seen);
   return resolved;
 }
