@@ -31,14 +31,19 @@ export function toEnvelope(event: ChangeEvent): ChangeEnvelope {
     before: event.before,
     after: event.after,
     unchanged: event.unchanged,
-    source: {
-      lsn: s.lsn,
-      commitLsn: s.commitLsn,
-      xid: s.xid,
-      commitTime: s.commitTime,
-      seq: s.seq,
-      snapshot: s.snapshot,
-    },
+    source: copySource(s),
+  };
+}
+
+/** `source` with its fields in the documented order, whatever order the event was built in. */
+export function copySource(s: SourceInfo): SourceInfo {
+  return {
+    lsn: s.lsn,
+    commitLsn: s.commitLsn,
+    xid: s.xid,
+    commitTime: s.commitTime,
+    seq: s.seq,
+    snapshot: s.snapshot,
   };
 }
 

@@ -47,16 +47,7 @@ export function outboxEventFromRow(
     if (value === undefined) throw missing(origin, 'payload');
     payload = JSON.stringify(value);
   }
-  return {
-    kind: 'outbox',
-    id: requireKey(get('id'), origin, 'id'),
-    aggregateType: requireText(get('aggregateType'), origin, 'aggregateType'),
-    aggregateId: requireKey(get('aggregateId'), origin, 'aggregateId'),
-    type: requireText(get('type'), origin, 'type'),
-    payload,
-    headers: toHeaders(get('headers'), origin),
-    source,
-  };
+  return eventFrom(get, payload, origin, source);
 }
 
 const MESSAGE_KEYS: Record<Field, string> = {
@@ -104,6 +95,16 @@ export function outboxEventFromMessage(content: string | Uint8Array, source: Sou
   const get = (field: Field): JsonValue | undefined => message[MESSAGE_KEYS[field]];
   const payload = topLevelMemberText(text, MESSAGE_KEYS.payload);
   if (payload === undefined) throw missing(origin, 'payload');
+  return eventFrom(get, payload, origin, source);
+}
+
+/** The event from its fields, each checked, wherever they were read from (row or message). */
+function eventFrom(
+  get: (field: Field) => JsonValue | undefined,
+  payload: string,
+  origin: Origin,
+  source: SourceInfo,
+): OutboxEvent {
   return {
     kind: 'outbox',
     id: requireKey(get('id'), origin, 'id'),

@@ -1,4 +1,4 @@
-import { encodeEnvelope, PermanentError, type RelayEvent } from '@sluice/core';
+import { copySource, encodeEnvelope, PermanentError, type RelayEvent } from '@sluice/core';
 
 const CRLF = /[\r\n]/g;
 
@@ -31,14 +31,7 @@ export function formatLine(event: RelayEvent): string {
     `"aggregateId":${JSON.stringify(event.aggregateId)},` +
     `"type":${JSON.stringify(event.type)},` +
     `"headers":${JSON.stringify(event.headers)},` +
-    `"source":${JSON.stringify({
-      lsn: s.lsn,
-      commitLsn: s.commitLsn,
-      xid: s.xid,
-      commitTime: s.commitTime,
-      seq: s.seq,
-      snapshot: s.snapshot,
-    })},` +
+    `"source":${JSON.stringify(copySource(s))},` +
     `"payload":${payload}}`
   );
 }
