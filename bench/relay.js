@@ -79,7 +79,10 @@ async function runSluice(pgServer, nats, nc) {
   child.stdout.on('data', (d) => {
     if (out.length < 1e6) out += d;
   });
-  await waitFor(() => out.includes('"msg":"streaming"'), { timeoutMs: 60_000, message: 'sluice to stream' });
+  await waitFor(() => out.includes('"msg":"streaming from the replication slot"'), {
+    timeoutMs: 60_000,
+    message: 'sluice to stream',
+  });
   const idleRss = rssOf(child.pid);
   const startedAt = Date.now();
   await insertOneTransaction(pgServer.url(), 'sluice_rows');

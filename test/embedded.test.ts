@@ -38,7 +38,7 @@ async function startEmbeddedRelay(
   const relay = spawnRelay({ SLUICE_LOG_LEVEL: 'info', ...env }, args);
   relays.push(relay);
   const line = await relay.waitForLog(/"component":"embedded".*ready in/, 90_000);
-  await relay.waitForLog(/"msg":"streaming"/, 60_000);
+  await relay.waitForLog(/"msg":"streaming from the replication slot"/, 60_000);
   const ready = JSON.parse(line) as Record<string, unknown> & { postgresUrl?: string; natsUrl?: string };
   return {
     relay,

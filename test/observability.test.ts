@@ -68,7 +68,7 @@ function env(overrides: Record<string, string>) {
 async function startRelay(environment: Record<string, string>): Promise<RelayProcess> {
   const relay = spawnRelay(environment);
   try {
-    await relay.waitForLog(/"msg":"streaming"/, 60_000);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/, 60_000);
   } catch (err) {
     await relay.kill('SIGKILL');
     throw new Error(`the relay did not start streaming:\n${relay.output()}`, { cause: err });

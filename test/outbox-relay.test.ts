@@ -38,7 +38,7 @@ afterAll(async () => {
 async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
   const relay = spawnRelay(env);
   relays.push(relay);
-  await relay.waitForLog(/"msg":"streaming"/);
+  await relay.waitForLog(/"msg":"streaming from the replication slot"/);
   return relay;
 }
 

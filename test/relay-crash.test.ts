@@ -51,7 +51,7 @@ describe('sluice run killed with SIGKILL mid-run', () => {
     await pgServer.query('CREATE TABLE public.counters (id int PRIMARY KEY, v int NOT NULL)');
     const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.counters' });
     let relay: RelayProcess = spawnRelay(env);
-    await relay.waitForLog(/"msg":"streaming"/);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
 
     const pool = new pg.Pool({ connectionString: pgServer.url(), max: WRITERS });
     const writing = Promise.all(Array.from({ length: WRITERS }, (_, i) => writer(pool, i)));
@@ -72,7 +72,7 @@ describe('sluice run killed with SIGKILL mid-run', () => {
       );
       await relay.kill('SIGKILL');
       relay = spawnRelay(env);
-      await relay.waitForLog(/"msg":"streaming"/, 60_000);
+      await relay.waitForLog(/"msg":"streaming from the replication slot"/, 60_000);
     }
     expect(countsAtKill.every((count) => count < EXPECTED_EVENTS)).toBe(true);
     await writing;

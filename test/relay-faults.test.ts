@@ -73,7 +73,7 @@ describe('sluice run while its servers fail', () => {
     await pgServer.query('CREATE TABLE public.faults (id int PRIMARY KEY, v int NOT NULL)');
     const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.faults', SLUICE_PUBLISH_TIMEOUT: '1s' });
     relay = spawnRelay(env);
-    await relay.waitForLog(/"msg":"streaming"/);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
     const writer = new Writer();
     const writing = writer.run(pgServer.url());
 

@@ -53,7 +53,7 @@ describe('initial snapshot with SLUICE_SNAPSHOT=initial', () => {
 
     let relay = spawnRelay(env);
     relays.push(relay);
-    await relay.waitForLog(/"msg":"streaming"/);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
     const pool = new pg.Pool({ connectionString: pgServer.url(), max: 2 });
     const writing = concurrentWriter(pool, 1500, 42);
 
@@ -65,7 +65,7 @@ describe('initial snapshot with SLUICE_SNAPSHOT=initial', () => {
     await relay.kill('SIGKILL');
     relay = spawnRelay(env);
     relays.push(relay);
-    await relay.waitForLog(/"msg":"streaming"/, 60_000);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/, 60_000);
     await writing;
     await pool.end();
 

@@ -1,4 +1,11 @@
-import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import {
+  freePort,
+  type NatsServer,
+  type PostgresServer,
+  startNats,
+  startPostgres,
+  waitFor,
+} from '@sluice/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { waitForMessages } from './support/jetstream.js';
@@ -21,7 +28,7 @@ afterAll(async () => {
 async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
   const relay = spawnRelay(env);
   relays.push(relay);
-  await relay.waitForLog(/"msg":"streaming"/);
+  await relay.waitForLog(/"msg":"streaming from the replication slot"/);
   return relay;
 }
 
@@ -203,6 +210,28 @@ describe('sluice run streams row changes to JetStream', () => {
       ['change', 'insert', 2],
     ]);
     expect(events[0]?.['id']).toMatch(new RegExp(`^${env.SLUICE_SLOT}:[0-9A-F]+/[0-9A-F]+:0$`));
-    expect(relay.lines.some((l) => l.includes('"msg":"streaming"'))).toBe(true);
+    expect(relay.lines.some((l) => l.includes('"msg":"streaming from the replication slot"'))).toBe(true);
+  });
+
+  it('a second relay on the same slot stays not ready, names the holder, and takes over when the first stops', async () => {
+    await pg.query('CREATE TABLE public.standby (id int PRIMARY KEY)');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.standby' });
+    const active = await startRelay(env);
+    const port = await freePort();
+    const standby = spawnRelay({ ...env, SLUICE_HTTP_PORT: String(port) });
+    relays.push(standby);
+    await standby.waitForLog(/replication slot .* is held by pid \d+/);
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(res.status).toBe(503);
+    expect(JSON.stringify(await res.json())).toMatch(/held by pid \d+/);
+
+    await active.kill('SIGTERM');
+    await standby.waitForLog(/"msg":"streaming from the replication slot"/, 30_000);
+    await pg.query('INSERT INTO public.standby VALUES (1)');
+    const [message] = await waitForMessages(nats.url, env.SLUICE_STREAM, 1);
+    expect(message?.json()).toMatchObject({ op: 'insert', after: { id: 1 } });
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, {
+      message: 'the standby to become ready',
+    });
   });
 });

@@ -79,7 +79,7 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
 
   const running = pipeline.create(src);
   const runs = [src.run(running.output, signal).catch(failWith), snapshot?.run(signal).catch(failWith)];
-  logger.info({ slot: config.slot, publication: config.publication }, 'streaming');
+  logger.info({ slot: config.slot, publication: config.publication }, 'replication source started');
   await Promise.all(runs);
   running.close();
 }
