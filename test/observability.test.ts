@@ -490,7 +490,12 @@ describe('a running relay scraped by Prometheus', () => {
     const messages = relay.logs().map((l) => l['msg']);
     // The run really went through what the password check is meant to cover.
     expect(messages).toEqual(
-      expect.arrayContaining(['streaming', 'NATS disconnected', 'NATS reconnected', 'stopped']),
+      expect.arrayContaining([
+        'streaming from the replication slot',
+        'NATS disconnected',
+        'NATS reconnected',
+        'stopped',
+      ]),
     );
     expect(relay.logs().some((l) => l['level'] === 'debug')).toBe(true);
     expect(relay.lines.length).toBeGreaterThan(10);

@@ -44,4 +44,19 @@ describe('redaction', () => {
       'postgres://postgres@127.0.0.1:5432/postgres',
     );
   });
+
+  it("keeps an error's facts but not the live objects libraries attach to it", () => {
+    class Client {
+      socket = { fd: 3 };
+    }
+    const err = Object.assign(new Error('terminating connection'), {
+      code: '57P01',
+      severity: 'FATAL',
+      client: new Client(),
+      detail: { table: 'orders' },
+    });
+    const out = redactValue(err) as Record<string, unknown>;
+    expect(out).toMatchObject({ code: '57P01', severity: 'FATAL', detail: { table: 'orders' } });
+    expect(out).not.toHaveProperty('client');
+  });
 });

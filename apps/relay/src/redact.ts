@@ -25,7 +25,12 @@ export function redactValue(value: unknown, seen = new WeakSet<object>()): unkno
       message: redactString(value.message),
       stack: value.stack ? redactString(value.stack) : undefined,
     };
-    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.test(k) ? '***' : redactValue(v, seen);
+    for (const [k, v] of Object.entries(value)) {
+      // Libraries hang live objects on errors (pg: the whole client with its socket): keep the
+      // facts (code, severity, detail, nested errors), not object graphs.
+      if (v !== null && typeof v === 'object' && !(v instanceof Error) && !isPlainData(v)) continue;
+      out[k] = SECRET_KEYS.test(k) ? '***' : redactValue(v, seen);
+    }
     if (value.cause !== undefined) out['cause'] = redactValue(value.cause, seen);
     return out;
   }
@@ -34,4 +39,11 @@ export function redactValue(value: unknown, seen = new WeakSet<object>()): unkno
     out[k] = SECRET_KEYS.test(k) && typeof v === 'string' ? redactString(v) : redactValue(v, seen);
   }
   return out;
+}
+
+/** Arrays and plain objects (JSON-like data), as opposed to class instances such as clients or sockets. */
+function isPlainData(value: object): boolean {
+  if (Array.isArray(value)) return true;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
