@@ -69,7 +69,7 @@ class Writer {
 }
 
 describe('sluice run while its servers fail', () => {
-  it('loses and duplicates nothing, and keeps per-key order, across a NATS restart and a Postgres crash', async () => {
+  it('loses and duplicates nothing, and keeps per-key order, across a nats-server crash and a Postgres crash', async () => {
     await pgServer.query('CREATE TABLE public.faults (id int PRIMARY KEY, v int NOT NULL)');
     const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.faults', SLUICE_PUBLISH_TIMEOUT: '1s' });
     relay = spawnRelay(env);
@@ -77,9 +77,9 @@ describe('sluice run while its servers fail', () => {
     const writer = new Writer();
     const writing = writer.run(pgServer.url());
 
-    // NATS goes away while events flow: publishes time out and are retried with the same ids.
+    // nats-server crashes while events flow: publishes time out and are retried with the same ids.
     await waitFor(() => writer.round >= 10, { timeoutMs: 60_000, message: 'writer to reach round 10' });
-    await nats.stop();
+    await nats.kill();
     await waitFor(() => writer.round >= 20, { timeoutMs: 60_000, message: 'writer to reach round 20' });
     await nats.start();
 
