@@ -1,11 +1,11 @@
 import {
   createIncrementalSnapshot,
+  createOutboxHooks,
   createPostgresSource,
   type PostgresSource,
   replicationSlotExists,
 } from '@sluice/source-postgres';
 import { lazyPipeline, type ModeContext } from './mode.js';
-import { createOutboxHooks } from './outbox.js';
 import { retryRetriable } from './retry.js';
 
 /**

@@ -22,6 +22,7 @@ export {
   WalLevelError,
 } from './errors.js';
 export type { PostgresSourceOptions, ReconnectOptions, TableRef } from './options.js';
+export { checkOutboxTable, createOutboxHooks, type OutboxWiring } from './outbox-events.js';
 export type {
   IgnoredOp,
   OutboxHooks,

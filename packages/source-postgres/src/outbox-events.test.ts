@@ -1,9 +1,9 @@
 import type { Logger, SourceInfo } from '@sluice/core';
 import { DEFAULT_OUTBOX_COLUMNS } from '@sluice/outbox';
 import type { LogicalMessage } from '@sluice/pgoutput';
-import type { StreamContext } from '@sluice/source-postgres';
 import { describe, expect, it } from 'vitest';
-import { createOutboxHooks } from './outbox.js';
+import { createOutboxHooks } from './outbox-events.js';
+import type { StreamContext } from './outbox-hooks.js';
 
 function recordingLogger(): Logger & { warnings: string[] } {
   const warnings: string[] = [];

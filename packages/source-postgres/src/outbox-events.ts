@@ -5,9 +5,9 @@ import {
   outboxEventFromMessage,
   outboxEventFromRow,
 } from '@sluice/outbox';
-import type { OutboxHooks } from '@sluice/source-postgres';
 import type pg from 'pg';
-import type { TableRef } from './config.js';
+import type { TableRef } from './options.js';
+import type { OutboxHooks } from './outbox-hooks.js';
 
 export interface OutboxWiring {
   /** The outbox table, or null when only logical messages (or nothing) are outbox events. */
