@@ -1,9 +1,5 @@
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { createNats, findNatsServer as findBinary, freePort, type NatsInstance } from '@sluice/embedded';
-import { TestServerError } from './errors.js';
-import { removeSync, track, untrack } from './track.js';
+import { startThrowaway, Throwaway } from './throwaway.js';
 
 export interface StartNatsOptions {
   /** Extra nats-server arguments, appended after the testkit's own. */
@@ -34,38 +30,28 @@ export interface NatsServer {
  * Starts a private nats-server with JetStream on free ports in a fresh temp directory: the
  * embedded launcher, on a directory that `dispose` removes.
  */
-export async function startNats(options: StartNatsOptions = {}): Promise<NatsServer> {
-  const tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sluice-nats-'));
-  let server: TestNats | undefined;
-  try {
-    const instance = await createNats({
-      dir: tmpDir,
-      port: await freePort(),
-      monitorPort: await freePort(),
-      args: options.args ?? [],
-    });
-    server = new TestNats(instance, tmpDir);
-    track(server);
-    await instance.start();
-    return server;
-  } catch (err) {
-    if (server) await server.dispose();
-    else await fsp.rm(tmpDir, { recursive: true, force: true, maxRetries: 3 });
-    throw err;
-  }
+export function startNats(options: StartNatsOptions = {}): Promise<NatsServer> {
+  return startThrowaway(
+    'sluice-nats-',
+    async (tmpDir) =>
+      new TestNats(
+        await createNats({
+          dir: tmpDir,
+          port: await freePort(),
+          monitorPort: await freePort(),
+          args: options.args ?? [],
+        }),
+        tmpDir,
+      ),
+    (server) => server.start(),
+  );
 }
 
-class TestNats implements NatsServer {
-  private disposing: Promise<void> | undefined;
-
-  constructor(
-    private readonly instance: NatsInstance,
-    private readonly tmpDir: string,
-  ) {}
-
-  get port(): number {
-    return this.instance.port;
+class TestNats extends Throwaway<NatsInstance> implements NatsServer {
+  constructor(instance: NatsInstance, tmpDir: string) {
+    super(instance, tmpDir, 'nats-server');
   }
+
   get url(): string {
     return this.instance.url;
   }
@@ -77,41 +63,6 @@ class TestNats implements NatsServer {
   }
   get logFile(): string {
     return this.instance.logFile;
-  }
-
-  async start(): Promise<void> {
-    if (this.disposing) throw new TestServerError(`nats-server on port ${this.port} was disposed`);
-    await this.instance.start();
-  }
-
-  stop(): Promise<void> {
-    return this.instance.stop();
-  }
-
-  kill(): Promise<void> {
-    return this.instance.kill();
-  }
-
-  restart(): Promise<void> {
-    return this.instance.restart();
-  }
-
-  dispose(): Promise<void> {
-    this.disposing ??= (async () => {
-      try {
-        await this.instance.stop();
-      } catch {
-        await this.instance.kill();
-      }
-      await fsp.rm(this.tmpDir, { recursive: true, force: true, maxRetries: 3 });
-      untrack(this);
-    })();
-    return this.disposing;
-  }
-
-  killSync(): void {
-    this.instance.killSync();
-    removeSync(this.tmpDir);
   }
 }
 

@@ -1,9 +1,5 @@
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { createPostgres, freePort, type PostgresInstance } from '@sluice/embedded';
-import { TestServerError } from './errors.js';
-import { removeSync, track, untrack } from './track.js';
+import { startThrowaway, Throwaway } from './throwaway.js';
 
 export interface StartPostgresOptions {
   /** postgresql.conf settings on top of the defaults (see DEFAULT_POSTGRES_SETTINGS). */
@@ -56,45 +52,40 @@ export const DEFAULT_POSTGRES_SETTINGS: Readonly<Record<string, string>> = {
  * Starts a private Postgres on a free port in a fresh temp directory: the embedded launcher, with
  * test settings, on a directory that `dispose` removes.
  */
-export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
-  const tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sluice-pg-'));
-  let server: TestPostgres | undefined;
-  try {
-    const instance = await createPostgres({
-      dir: tmpDir,
-      port: await freePort(),
-      settings: { ...DEFAULT_POSTGRES_SETTINGS, ...options.settings },
-      socketDir: tmpDir,
-      durable: false,
-    });
-    server = new TestPostgres(instance, tmpDir, options.database ?? 'postgres');
-    track(server);
-    await instance.start();
-    if (server.database !== 'postgres') {
-      await instance.query(`CREATE DATABASE ${quoteIdent(server.database)}`);
-    }
-    return server;
-  } catch (err) {
-    if (server) await server.dispose();
-    else await fsp.rm(tmpDir, { recursive: true, force: true, maxRetries: 3 });
-    throw err;
-  }
+export function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
+  return startThrowaway(
+    'sluice-pg-',
+    async (tmpDir) =>
+      new TestPostgres(
+        await createPostgres({
+          dir: tmpDir,
+          port: await freePort(),
+          settings: { ...DEFAULT_POSTGRES_SETTINGS, ...options.settings },
+          socketDir: tmpDir,
+          durable: false,
+        }),
+        tmpDir,
+        options.database ?? 'postgres',
+      ),
+    async (server) => {
+      await server.start();
+      if (server.database !== 'postgres')
+        await server.query(`CREATE DATABASE ${quoteIdent(server.database)}`, [], 'postgres');
+    },
+  );
 }
 
-class TestPostgres implements PostgresServer {
-  private disposing: Promise<void> | undefined;
-
+class TestPostgres extends Throwaway<PostgresInstance> implements PostgresServer {
   constructor(
-    private readonly instance: PostgresInstance,
-    private readonly tmpDir: string,
+    instance: PostgresInstance,
+    tmpDir: string,
     readonly database: string,
-  ) {}
+  ) {
+    super(instance, tmpDir, 'Postgres');
+  }
 
   get host(): string {
     return this.instance.host;
-  }
-  get port(): number {
-    return this.instance.port;
   }
   get dataDir(): string {
     return this.instance.dataDir;
@@ -107,47 +98,16 @@ class TestPostgres implements PostgresServer {
     return this.instance.url(database, user);
   }
 
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
-    return this.instance.query<T>(sql, params, this.database);
-  }
-
-  async start(): Promise<void> {
-    if (this.disposing) throw new TestServerError(`Postgres on port ${this.port} was disposed`);
-    await this.instance.start();
-  }
-
-  stop(): Promise<void> {
-    return this.instance.stop();
-  }
-
-  kill(): Promise<void> {
-    return this.instance.kill();
-  }
-
-  restart(): Promise<void> {
-    return this.instance.restart();
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    database = this.database,
+  ): Promise<T[]> {
+    return this.instance.query<T>(sql, params, database);
   }
 
   setConfig(settings: Record<string, string>): Promise<void> {
     return this.instance.setConfig(settings);
-  }
-
-  dispose(): Promise<void> {
-    this.disposing ??= (async () => {
-      try {
-        await this.instance.stop();
-      } catch {
-        await this.instance.kill();
-      }
-      await fsp.rm(this.tmpDir, { recursive: true, force: true, maxRetries: 3 });
-      untrack(this);
-    })();
-    return this.disposing;
-  }
-
-  killSync(): void {
-    this.instance.killSync();
-    removeSync(this.tmpDir);
   }
 }
 

@@ -1,0 +1,92 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { TestServerError } from './errors.js';
+import { removeSync, track, untrack } from './track.js';
+
+/** What the embedded launchers share: a process that can be started, stopped and killed. */
+export interface Instance {
+  readonly port: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+  killSync(): void;
+}
+
+/**
+ * An embedded server on a temp directory that `dispose` (or, as a last resort, process exit)
+ * removes. Subclasses add what is particular to their server.
+ */
+export abstract class Throwaway<I extends Instance> {
+  #disposing: Promise<void> | undefined;
+
+  constructor(
+    protected readonly instance: I,
+    private readonly tmpDir: string,
+    private readonly what: string,
+  ) {
+    track(this);
+  }
+
+  get port(): number {
+    return this.instance.port;
+  }
+
+  async start(): Promise<void> {
+    if (this.#disposing) throw new TestServerError(`${this.what} on port ${this.port} was disposed`);
+    await this.instance.start();
+  }
+
+  stop(): Promise<void> {
+    return this.instance.stop();
+  }
+
+  kill(): Promise<void> {
+    return this.instance.kill();
+  }
+
+  restart(): Promise<void> {
+    return this.instance.restart();
+  }
+
+  dispose(): Promise<void> {
+    this.#disposing ??= (async () => {
+      try {
+        await this.instance.stop();
+      } catch {
+        await this.instance.kill();
+      }
+      await fsp.rm(this.tmpDir, { recursive: true, force: true, maxRetries: 3 });
+      untrack(this);
+    })();
+    return this.#disposing;
+  }
+
+  killSync(): void {
+    this.instance.killSync();
+    removeSync(this.tmpDir);
+  }
+}
+
+/**
+ * Makes a temp directory, builds the server in it and starts it; on failure, cleans up what was
+ * made (the directory, or the server and its directory).
+ */
+export async function startThrowaway<S extends { dispose(): Promise<void> }>(
+  prefix: string,
+  build: (tmpDir: string) => Promise<S>,
+  start: (server: S) => Promise<void>,
+): Promise<S> {
+  const tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  let server: S | undefined;
+  try {
+    server = await build(tmpDir);
+    await start(server);
+    return server;
+  } catch (err) {
+    if (server) await server.dispose();
+    else await fsp.rm(tmpDir, { recursive: true, force: true, maxRetries: 3 });
+    throw err;
+  }
+}
