@@ -4,12 +4,12 @@ import path from 'node:path';
 import { type Logger, silentLogger } from '@sluice/core';
 import { requireNatsServer } from './binaries.js';
 import { EmbeddedServerError, PortInUseError } from './errors.js';
+import { ManagedServer } from './managed.js';
 import { canConnect, freePort } from './ports.js';
 import {
   killGroup,
   liveProcessFromPidFile,
   logTail,
-  type ServerProcess,
   signalGroup,
   spawnServer,
   stopStray,
@@ -75,7 +75,7 @@ export async function createNats(options: NatsOptions): Promise<NatsInstance> {
   return server;
 }
 
-class LocalNats implements NatsInstance {
+class LocalNats extends ManagedServer implements NatsInstance {
   readonly port: number;
   readonly url: string;
   readonly monitorUrl: string;
@@ -84,7 +84,6 @@ class LocalNats implements NatsInstance {
   private readonly pidFile: string;
   private readonly extraArgs: string[];
   private readonly logger: Logger;
-  private proc: ServerProcess | undefined;
 
   constructor(
     private readonly binary: string,
@@ -92,6 +91,7 @@ class LocalNats implements NatsInstance {
     options: NatsOptions,
     private readonly monitorPort: number,
   ) {
+    super('nats-server', STOP_TIMEOUT_MS);
     this.port = options.port;
     this.url = `nats://${HOST}:${this.port}`;
     this.monitorUrl = `http://${HOST}:${monitorPort}`;
@@ -100,10 +100,6 @@ class LocalNats implements NatsInstance {
     this.pidFile = path.join(dir, 'nats-server.pid');
     this.extraArgs = options.args ?? [];
     this.logger = options.logger ?? silentLogger;
-  }
-
-  get pid(): number | undefined {
-    return this.proc && !this.proc.hasExited() ? this.proc.pid : undefined;
   }
 
   async start(): Promise<void> {
@@ -154,34 +150,8 @@ class LocalNats implements NatsInstance {
     }
   }
 
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.hasExited()) return;
-    this.requestStop();
-    if (!(await proc.waitForExit(STOP_TIMEOUT_MS))) await killGroup(proc, 'nats-server');
-  }
-
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.hasExited()) return;
-    await killGroup(proc, 'nats-server');
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-
-  isRunning(): boolean {
-    return this.pid !== undefined;
-  }
-
   requestStop(): void {
     if (this.proc && !this.proc.hasExited()) signalGroup(this.proc.pid, 'SIGTERM');
-  }
-
-  killSync(): void {
-    if (this.proc) signalGroup(this.proc.pid, 'SIGKILL');
   }
 
   /** Only a nats-server started on this very store counts as ours; its pid file says which. */

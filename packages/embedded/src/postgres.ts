@@ -7,17 +7,9 @@ import { type Logger, silentLogger } from '@sluice/core';
 import pg from 'pg';
 import { requirePostgresBinDir } from './binaries.js';
 import { EmbeddedServerError, PortInUseError } from './errors.js';
+import { ManagedServer } from './managed.js';
 import { canConnect } from './ports.js';
-import {
-  killGroup,
-  liveProcessFromPidFile,
-  logTail,
-  osUser,
-  type ServerProcess,
-  signalGroup,
-  spawnServer,
-  stopStray,
-} from './processes.js';
+import { killGroup, liveProcessFromPidFile, logTail, osUser, spawnServer, stopStray } from './processes.js';
 import { waitFor } from './wait-for.js';
 
 const execFileAsync = promisify(execFile);
@@ -110,7 +102,7 @@ export async function createPostgres(options: PostgresOptions): Promise<Postgres
   return new LocalPostgres(binDir, runAs, dir, options);
 }
 
-class LocalPostgres implements PostgresInstance {
+class LocalPostgres extends ManagedServer implements PostgresInstance {
   readonly host = HOST;
   readonly port: number;
   readonly dataDir: string;
@@ -119,7 +111,6 @@ class LocalPostgres implements PostgresInstance {
   private readonly socketDir: string;
   private readonly durable: boolean;
   private readonly logger: Logger;
-  private proc: ServerProcess | undefined;
 
   constructor(
     private readonly binDir: string,
@@ -127,6 +118,7 @@ class LocalPostgres implements PostgresInstance {
     readonly dir: string,
     options: PostgresOptions,
   ) {
+    super('postgres', STOP_TIMEOUT_MS);
     this.port = options.port;
     this.dataDir = path.join(dir, 'data');
     this.logFile = path.join(dir, 'postgres.log');
@@ -134,10 +126,6 @@ class LocalPostgres implements PostgresInstance {
     this.socketDir = options.socketDir ?? '';
     this.durable = options.durable ?? true;
     this.logger = options.logger ?? silentLogger;
-  }
-
-  get pid(): number | undefined {
-    return this.proc && !this.proc.hasExited() ? this.proc.pid : undefined;
   }
 
   url(database = 'postgres', user = 'postgres'): string {
@@ -243,34 +231,12 @@ class LocalPostgres implements PostgresInstance {
     }
   }
 
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.hasExited()) return;
-    // SIGINT to the postmaster is exactly pg_ctl's "fast" mode, without a second process to run as postgres.
-    this.requestStop();
-    if (!(await proc.waitForExit(STOP_TIMEOUT_MS))) await killGroup(proc, 'postgres');
-  }
-
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.hasExited()) return;
-    await killGroup(proc, 'postgres');
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-
   async setConfig(settings: Record<string, string>): Promise<void> {
     this.settings = { ...this.settings, ...settings };
     if (fs.existsSync(this.dataDir)) await this.writeConfig();
   }
 
-  isRunning(): boolean {
-    return this.pid !== undefined;
-  }
-
+  /** SIGINT to the postmaster is exactly pg_ctl's "fast" mode, without a second process to run as postgres. */
   requestStop(): void {
     const pid = this.pid;
     if (pid === undefined) return;
@@ -279,10 +245,6 @@ class LocalPostgres implements PostgresInstance {
     } catch {
       // Already gone between the check and the signal.
     }
-  }
-
-  killSync(): void {
-    if (this.proc) signalGroup(this.proc.pid, 'SIGKILL');
   }
 
   /**
