@@ -5,6 +5,7 @@ import { MIGRATIONS_LOCK_KEY, MigrationError, migrate, migrationSql } from '@slu
 import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForConnectionsClosed } from './support/connections.js';
 
 let server: PostgresServer;
 const pools: pg.Pool[] = [];
@@ -15,16 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.end()));
-  // pool.end() resolves before its sockets close; a shutdown racing them would error the clients.
-  await waitFor(
-    async () =>
-      (
-        await server.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname LIKE 'migrate\\_%'",
-        )
-      )[0]?.n === 0,
-    { message: 'test connections closed' },
-  );
+  await waitForConnectionsClosed(server, "datname LIKE 'migrate\\_%'");
   await server?.dispose();
 });
 

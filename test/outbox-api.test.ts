@@ -1,10 +1,11 @@
 import type { SourceInfo } from '@sluice/core';
 import { emit, enqueue, outboxEventFromMessage, type PgQueryable } from '@sluice/outbox';
 import { migrate } from '@sluice/schema';
-import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
+import { type PostgresServer, startPostgres } from '@sluice/testkit';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { waitForConnectionsClosed } from './support/connections.js';
 
 let server: PostgresServer;
 let pool: pg.Pool;
@@ -25,16 +26,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pool?.end();
-  // pool.end() resolves before its sockets close; a shutdown racing them would error the clients.
-  await waitFor(
-    async () =>
-      (
-        await server.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid()",
-        )
-      )[0]?.n === 0,
-    { message: 'test connections closed' },
-  );
+  await waitForConnectionsClosed(server, "datname = 'app'");
   await server?.dispose();
 });
 

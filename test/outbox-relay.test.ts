@@ -3,6 +3,7 @@ import { emit, enqueue } from '@sluice/outbox';
 import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitForConnectionsClosed } from './support/connections.js';
 import { relayEnv } from './support/env.js';
 import { readStream, type StoredMessage, waitForMessages } from './support/jetstream.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
@@ -22,16 +23,7 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await pool?.end();
-  // pool.end() resolves before its sockets close; a shutdown racing them would error the clients.
-  await waitFor(
-    async () =>
-      (
-        await server.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'outbox-relay-test'",
-        )
-      )[0]?.n === 0,
-    { message: 'test connections closed' },
-  );
+  await waitForConnectionsClosed(server, "application_name = 'outbox-relay-test'");
   await Promise.all([server?.dispose(), nats?.dispose()]);
 });
 

@@ -1,6 +1,5 @@
 import {
   type ChangeEvent,
-  type Logger,
   type Metrics,
   noopMetrics,
   type RelayEvent,
@@ -23,6 +22,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeTable } from '../packages/source-postgres/src/snapshot/catalog.js';
 import { ChunkReader } from '../packages/source-postgres/src/snapshot/chunk-reader.js';
+import { recordingLogger } from './support/logger.js';
 
 let server: PostgresServer;
 let pool: pg.Pool;
@@ -39,29 +39,6 @@ afterAll(async () => {
   await pool?.end();
   await server?.dispose();
 });
-
-interface LogLine {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  obj: object;
-  msg: string;
-}
-
-function recordingLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } {
-  const at =
-    (level: LogLine['level']) =>
-    (obj: object, msg = '') => {
-      lines.push({ level, obj, msg });
-    };
-  const logger = {
-    lines,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 const neverAcknowledged = {
   acknowledgedLsn: () => 0n,

@@ -20,6 +20,7 @@ import {
 import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LogLine, recordingLogger } from './support/logger.js';
 
 let server: PostgresServer;
 
@@ -29,30 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.dispose();
 });
-
-interface LogLine {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  obj: object;
-  msg: string;
-}
-
-function recordingLogger(): Logger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at =
-    (level: LogLine['level']) =>
-    (obj: object, msg = '') => {
-      lines.push({ level, obj, msg });
-    };
-  const logger = {
-    lines,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 /**
  * Stands in for the pipeline: records what the source hands over and, unless told otherwise,
