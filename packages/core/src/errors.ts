@@ -8,18 +8,27 @@ export class SluiceError extends Error {
   readonly retriable: boolean;
   /** How to fix it, when there is something a person can do. */
   readonly hint: string | undefined;
+  /**
+   * A short, bounded classification (`timeout`, `no_responders`, `disconnected`, `too_large`…):
+   * safe as a metric label, unlike the message.
+   */
+  readonly code: string | undefined;
 
-  constructor(message: string, options: { cause?: unknown; retriable?: boolean; hint?: string } = {}) {
+  constructor(
+    message: string,
+    options: { cause?: unknown; retriable?: boolean; hint?: string; code?: string } = {},
+  ) {
     super(options.hint ? `${message}\n  fix: ${options.hint}` : message, { cause: options.cause });
     this.retriable = options.retriable ?? false;
     this.hint = options.hint;
+    this.code = options.code;
   }
 }
 
 /** Something outside Sluice is temporarily unavailable; the same operation may succeed later. */
 export class RetriableError extends SluiceError {
   override name = 'RetriableError';
-  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+  constructor(message: string, options: { cause?: unknown; hint?: string; code?: string } = {}) {
     super(message, { ...options, retriable: true });
   }
 }
@@ -27,7 +36,7 @@ export class RetriableError extends SluiceError {
 /** Retrying will not help: a person has to change something. */
 export class PermanentError extends SluiceError {
   override name = 'PermanentError';
-  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+  constructor(message: string, options: { cause?: unknown; hint?: string; code?: string } = {}) {
     super(message, { ...options, retriable: false });
   }
 }

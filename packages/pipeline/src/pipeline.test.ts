@@ -130,11 +130,15 @@ describe('publishing', () => {
     await output.push(change('a2', { key: { id: 'a' } }));
     output.commit(1);
     await until(() => sink.outstanding.length === 1, 'a1 published');
-    sink.fail(new RetriableError('PubAck timed out'));
+    sink.fail(new RetriableError('PubAck timed out', { code: 'timeout' }));
     await until(() => sink.calls.length === 2, 'a1 retried');
     expect(sink.calls[1]).toBe(first);
     expect(sink.outstandingIds()).toEqual(['a1']);
-    expect(retries).toEqual(['RetriableError']);
+    // The error's bounded code is the metric label; without one, its class.
+    expect(retries).toEqual(['timeout']);
+    sink.fail(new RetriableError('something else'));
+    await until(() => sink.calls.length === 3, 'a1 retried again');
+    expect(retries).toEqual(['timeout', 'RetriableError']);
     sink.succeed();
     await until(() => sink.outstandingIds().includes('a2'), 'a2 published');
     sink.succeed();

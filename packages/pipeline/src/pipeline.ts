@@ -6,6 +6,7 @@ import {
   noopMetrics,
   orderingKey,
   type RelayEvent,
+  SluiceError,
   type SourceOutput,
   silentLogger,
 } from '@sluice/core';
@@ -51,7 +52,9 @@ interface Entry extends Ordered<Entry> {
 
 const RETRY_LOG_INTERVAL_MS = 1000;
 
+/** A bounded metric label: the error's code when it has one, else its class. */
 function reasonOf(err: unknown): string {
+  if (err instanceof SluiceError && err.code !== undefined) return err.code;
   return err instanceof Error ? err.name : 'unknown';
 }
 

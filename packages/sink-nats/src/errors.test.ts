@@ -30,6 +30,7 @@ describe('classifyPublishError', () => {
     expect(err.message).toMatch(/event 0\/20-1 to sluice\.cdc\.public\.orders\.insert \(stream SLUICE\)/);
     expect(err.message).toMatch(/no PubAck within 5000 ms/);
     expect(err.cause).toBeInstanceOf(TimeoutError);
+    expect(err.code).toBe('timeout');
   });
 
   it('treats no responders (as nats.js wraps it for js.publish) as retriable, pointing at the stream', () => {

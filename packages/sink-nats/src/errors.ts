@@ -67,12 +67,14 @@ export function classifyPublishError(err: unknown, ctx: PublishContext): SluiceE
   if (err instanceof TimeoutError) {
     return new RetriableError(`${where}: no PubAck within ${ctx.ackTimeoutMs} ms`, {
       cause: err,
+      code: 'timeout',
       hint: 'check that nats-server is reachable and JetStream is healthy; raise ackTimeoutMs if the server is slow under load',
     });
   }
   if (isNoResponders(err)) {
     return new RetriableError(`${where}: no JetStream stream answered (503 no responders)`, {
       cause: err,
+      code: 'no_responders',
       hint: `check that stream ${ctx.stream} exists and captures ${ctx.subject} (the sink creates it at start) and that nats-server runs with JetStream (-js)`,
     });
   }
@@ -83,6 +85,7 @@ export function classifyPublishError(err: unknown, ctx: PublishContext): SluiceE
   ) {
     return new RetriableError(`${where}: the NATS connection is ${describe(err)}`, {
       cause: err,
+      code: 'disconnected',
       hint: 'check that nats-server is reachable from the relay',
     });
   }
@@ -91,16 +94,21 @@ export function classifyPublishError(err: unknown, ctx: PublishContext): SluiceE
       `${where}: the message is ${ctx.size()} bytes with headers, over the server's max_payload of ${ctx.maxPayload ?? '?'} bytes`,
       {
         cause: err,
+        code: 'too_large',
         hint: 'raise max_payload in the nats-server config (and max_msg_size of the stream), or make the row / outbox payload smaller',
       },
     );
   }
   if (err instanceof InvalidArgumentError) {
-    return new PermanentError(`${where}: nats.js refused the message: ${err.message}`, { cause: err });
+    return new PermanentError(`${where}: nats.js refused the message: ${err.message}`, {
+      cause: err,
+      code: 'invalid',
+    });
   }
   if (err instanceof PermissionViolationError || err instanceof AuthorizationError) {
     return new PermanentError(`${where}: not authorised: ${err.message}`, {
       cause: err,
+      code: 'not_authorized',
       hint: `grant the relay's NATS user publish permission on ${ctx.subject} and $JS.API.>`,
     });
   }
@@ -109,7 +117,7 @@ export function classifyPublishError(err: unknown, ctx: PublishContext): SluiceE
   }
   // Unknown failures are retried: retrying a stored event is harmless (Nats-Msg-Id dedupes),
   // dead-lettering a deliverable one is not.
-  return new RetriableError(`${where}: ${describe(err)}`, { cause: err });
+  return new RetriableError(`${where}: ${describe(err)}`, { cause: err, code: 'unknown' });
 }
 
 function classifyApiError(err: JetStreamApiError, where: string, ctx: PublishContext): SluiceError {
@@ -118,16 +126,19 @@ function classifyApiError(err: JetStreamApiError, where: string, ctx: PublishCon
     case JsErrCode.StreamMessageExceedsMaximum:
       return new PermanentError(`${where}: ${detail}: the message is ${ctx.size()} bytes`, {
         cause: err,
+        code: 'too_large',
         hint: `raise max_msg_size of stream ${ctx.stream} (nats stream edit ${ctx.stream} --max-msg-size) or make the row / payload smaller`,
       });
     case JsErrCode.StreamStoreFailed:
       return new PermanentError(`${where}: ${detail}`, {
         cause: err,
+        code: 'stream_full',
         hint: `stream ${ctx.stream} is full and discards new messages: raise max_msgs / max_bytes or use discard policy "old"`,
       });
     case JsErrCode.StreamNotMatch:
       return new PermanentError(`${where}: ${detail}: another stream captures ${ctx.subject}`, {
         cause: err,
+        code: 'wrong_stream',
         hint: `remove ${ctx.subject} from the other stream's subjects, or set the sink's stream to that stream`,
       });
     default:
@@ -135,9 +146,13 @@ function classifyApiError(err: JetStreamApiError, where: string, ctx: PublishCon
       if (err.status === 503) {
         return new RetriableError(`${where}: JetStream unavailable: ${detail}`, {
           cause: err,
+          code: 'jetstream_unavailable',
           hint: 'check nats-server health (nats server check jetstream)',
         });
       }
-      return new PermanentError(`${where}: JetStream refused the message: ${detail}`, { cause: err });
+      return new PermanentError(`${where}: JetStream refused the message: ${detail}`, {
+        cause: err,
+        code: 'rejected',
+      });
   }
 }

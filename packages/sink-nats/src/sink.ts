@@ -246,6 +246,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
         return Promise.reject(
           new RetriableError(
             `NATS sink is ${closing ? 'closing' : 'not started'}; event ${event.id} not published`,
+            { code: 'not_connected' },
           ),
         );
       }
