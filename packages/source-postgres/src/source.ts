@@ -183,7 +183,7 @@ class PostgresReplicationSource implements PostgresSource {
       if (!report) return;
       monitor.start();
       heartbeat = this.startHeartbeat();
-      await this.stream(output, signal, report);
+      await this.stream(output, signal, report, monitor);
     } finally {
       clearInterval(heartbeat);
       monitor.stop();
@@ -228,6 +228,7 @@ class PostgresReplicationSource implements PostgresSource {
     output: SourceOutput<bigint>,
     signal: AbortSignal,
     report: StartupReport,
+    monitor: SlotMonitor,
   ): Promise<void> {
     const { logger, metrics, slot } = this.options;
     const primaryKeys = new Map(report.tables.map((t) => [`${t.schema}.${t.table}`, t.primaryKey]));
@@ -255,6 +256,8 @@ class PostgresReplicationSource implements PostgresSource {
             { slot, from: formatLsn(this.acknowledgedCursor) },
             'streaming from the replication slot',
           );
+          // The slot just became active: report it now rather than at the next periodic poll.
+          void monitor.poll();
         },
         onLost: (err) => {
           this.state = { ready: false, detail: `replication connection lost (${err.message}); reconnecting` };
