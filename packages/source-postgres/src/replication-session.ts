@@ -230,7 +230,7 @@ export class ReplicationSession {
     this.pushPending = true;
     const check = setImmediate(() => this.flow());
     try {
-      await pushed;
+      await untilAborted(pushed, this.s.signal);
     } finally {
       clearImmediate(check);
       this.pushPending = false;
@@ -278,6 +278,20 @@ export class ReplicationSession {
     this.wake = undefined;
     wake?.();
   }
+}
+
+/**
+ * Settles with `pushed`, or resolves as soon as `signal` aborts. The event is already in the
+ * pipeline (a push admits it at once; its promise only waits for room), so a stop need not wait
+ * for room that may never come (a sink that is down): it goes on to drain, which has a deadline.
+ */
+function untilAborted(pushed: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    pushed.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** The same bytes come back after a reconnect, so a decode failure is permanent. */
