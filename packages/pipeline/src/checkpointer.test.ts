@@ -97,4 +97,50 @@ describe('TransactionCheckpointer', () => {
     expect(cp.acknowledged()).toBe(5000);
     expect(cp.pendingTransactions).toBe(0);
   });
+
+  it('holds no memory per finished transaction while an earlier one is stuck (empty commits, keepalives)', () => {
+    // Postgres before 15 sends Begin/Commit for every transaction of the database: with one event
+    // stuck in retries, each is an empty commit the FIFO must not keep.
+    const cp = new TransactionCheckpointer<number>({ compareCursor: byNumber });
+    const stuck = cp.track();
+    cp.commit(1);
+    for (let i = 2; i <= 100_000; i++) cp.commit(i);
+    expect(cp.pendingTransactions).toBeLessThanOrEqual(2);
+    expect(cp.acknowledged()).toBeUndefined();
+    stuck();
+    expect(cp.acknowledged()).toBe(100_000);
+    expect(cp.pendingTransactions).toBe(0);
+  });
+
+  it('holds no memory per transaction stored behind a stuck one, and acknowledges each step once it may', () => {
+    const cp = new TransactionCheckpointer<number>({ compareCursor: byNumber });
+    const stuck = cp.track();
+    cp.commit(1);
+    let last: (() => void) | undefined;
+    for (let i = 2; i <= 50_000; i++) {
+      const handle = cp.track();
+      cp.commit(i);
+      // Each event is stored after the next transaction is committed, the way a fast sink lags by one.
+      last?.();
+      last = handle;
+    }
+    expect(cp.pendingTransactions).toBeLessThanOrEqual(3);
+    stuck();
+    expect(cp.acknowledged()).toBe(49_999);
+    last?.();
+    expect(cp.acknowledged()).toBe(50_000);
+    expect(cp.pendingTransactions).toBe(0);
+  });
+
+  it('acknowledges the newest cursor of transactions folded together, never an older replayed one', () => {
+    const cp = new TransactionCheckpointer<number>({ compareCursor: byNumber });
+    const stuck = cp.track();
+    cp.commit(30);
+    const replayed = cp.track();
+    cp.commit(10);
+    replayed();
+    cp.commit(20);
+    stuck();
+    expect(cp.acknowledged()).toBe(30);
+  });
 });

@@ -5,6 +5,9 @@ interface Transaction<C> {
   committed: boolean;
   /** Events tracked in this transaction and not yet resolved. */
   pending: number;
+  /** Neighbours in commit order; `prev` is undefined for the head. */
+  prev: Transaction<C> | undefined;
+  next: Transaction<C> | undefined;
 }
 
 export interface CheckpointerOptions<C> {
@@ -22,21 +25,24 @@ export interface CheckpointerOptions<C> {
  * back every cursor after it, however far the others have got: that is what keeps the source from
  * confirming a position past an event the sink has not stored.
  *
- * It does not cap anything itself: the pipeline's in-flight window bounds how many events can be
- * tracked, and so how long the FIFO can grow.
+ * A transaction that finishes behind an unfinished one is folded into its predecessor (which takes
+ * its cursor), so only the head and transactions with events in flight stay in the FIFO: its length
+ * is bounded by the pipeline's in-flight window, however many empty commits (keepalives, heartbeats,
+ * the empty transactions Postgres before 15 sends) or stored transactions pile up behind a stuck event.
  */
 export class TransactionCheckpointer<C> implements Checkpointer<C> {
   readonly #compare: ((a: C, b: C) => number) | undefined;
-  /** Committed transactions from `#head` on, then the open one (always last). */
-  #fifo: Transaction<C>[] = [];
-  #head = 0;
+  /** Oldest transaction not acknowledged; the open one when nothing committed waits. */
+  #head: Transaction<C>;
+  /** The open transaction: always last. */
   #open: Transaction<C>;
+  #waiting = 0;
   #acknowledged: C | undefined;
 
   constructor(options: CheckpointerOptions<C> = {}) {
     this.#compare = options.compareCursor;
-    this.#open = { cursor: undefined, committed: false, pending: 0 };
-    this.#fifo.push(this.#open);
+    this.#open = newTransaction(undefined);
+    this.#head = this.#open;
   }
 
   track(): () => void {
@@ -48,7 +54,7 @@ export class TransactionCheckpointer<C> implements Checkpointer<C> {
       if (resolved) return;
       resolved = true;
       txn.pending--;
-      if (txn.pending === 0 && txn.committed) this.#advance();
+      if (txn.pending === 0 && txn.committed) this.#finished(txn);
     };
   }
 
@@ -56,36 +62,57 @@ export class TransactionCheckpointer<C> implements Checkpointer<C> {
     const txn = this.#open;
     txn.cursor = cursor;
     txn.committed = true;
-    this.#open = { cursor: undefined, committed: false, pending: 0 };
-    this.#fifo.push(this.#open);
-    if (txn.pending === 0) this.#advance();
+    this.#waiting++;
+    this.#open = newTransaction(txn);
+    txn.next = this.#open;
+    if (txn.pending === 0) this.#finished(txn);
   }
 
   acknowledged(): C | undefined {
     return this.#acknowledged;
   }
 
-  /** Committed transactions not yet acknowledged (the open one is not counted). */
+  /** Committed transactions held, not yet acknowledged (the open one is not counted). */
   get pendingTransactions(): number {
-    return this.#fifo.length - this.#head - 1;
+    return this.#waiting;
+  }
+
+  /** Every event of the committed `txn` is resolved. */
+  #finished(txn: Transaction<C>): void {
+    const prev = txn.prev;
+    if (prev === undefined) {
+      this.#advance();
+      return;
+    }
+    // Behind an unfinished transaction: its cursor becomes the predecessor's, acknowledged with it.
+    prev.cursor = this.#newer(prev.cursor as C, txn.cursor as C);
+    prev.next = txn.next;
+    if (txn.next !== undefined) txn.next.prev = prev;
+    txn.prev = txn.next = undefined;
+    this.#waiting--;
   }
 
   #advance(): void {
-    const fifo = this.#fifo;
-    let head = this.#head;
-    for (;;) {
-      const txn = fifo[head];
-      if (txn === undefined || !txn.committed || txn.pending > 0) break;
-      head++;
+    let txn = this.#head;
+    while (txn.committed && txn.pending === 0) {
       const cursor = txn.cursor as C;
-      if (this.#acknowledged === undefined || this.#compare === undefined) this.#acknowledged = cursor;
-      else if (this.#compare(cursor, this.#acknowledged) > 0) this.#acknowledged = cursor;
+      this.#acknowledged =
+        this.#acknowledged === undefined ? cursor : this.#newer(this.#acknowledged, cursor);
+      this.#waiting--;
+      const next = txn.next as Transaction<C>;
+      next.prev = undefined;
+      txn.next = undefined;
+      txn = next;
     }
-    // Compact once the consumed prefix dominates, so the FIFO costs O(1) amortised per commit.
-    if (head > 1024 && head * 2 >= fifo.length) {
-      this.#fifo = fifo.slice(head);
-      head = 0;
-    }
-    this.#head = head;
+    this.#head = txn;
   }
+
+  /** The later of two cursors: by `compareCursor` when given, else the one committed later (`b`). */
+  #newer(a: C, b: C): C {
+    return this.#compare === undefined || this.#compare(b, a) > 0 ? b : a;
+  }
+}
+
+function newTransaction<C>(prev: Transaction<C> | undefined): Transaction<C> {
+  return { cursor: undefined, committed: false, pending: 0, prev, next: undefined };
 }
