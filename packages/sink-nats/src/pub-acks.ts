@@ -56,7 +56,7 @@ export class PubAckCollector {
     return new Promise<void>((resolve, reject) => {
       // Throws synchronously on oversize payloads or a closed connection: the promise rejects.
       this.#nc.publish(subject, body, { reply: this.#prefix + token, headers });
-      this.#pending.set(token, { resolve, reject, subject, deadline: Date.now() + this.timeoutMs });
+      this.#pending.set(token, { resolve, reject, subject, deadline: performance.now() + this.timeoutMs });
     });
   }
 
@@ -92,7 +92,8 @@ export class PubAckCollector {
   }
 
   #expire(): void {
-    const now = Date.now();
+    // Monotonic: a wall clock set back would hold every timeout (and a lost publish) back with it.
+    const now = performance.now();
     for (const [token, p] of this.#pending) {
       // Map order is insertion order and deadlines grow with it: stop at the first live one.
       if (p.deadline > now) break;

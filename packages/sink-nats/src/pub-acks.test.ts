@@ -1,0 +1,62 @@
+import { type Msg, type NatsConnection, TimeoutError } from '@nats-io/transport-node';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PubAckCollector } from './pub-acks.js';
+
+type ReplyCallback = (err: Error | null, msg: Msg) => void;
+
+/** Just enough of a NatsConnection: publishes are recorded, replies are delivered by the test. */
+function fakeConnection() {
+  const published: { subject: string; reply: string }[] = [];
+  let callback: ReplyCallback | undefined;
+  const nc = {
+    subscribe(_subject: string, opts: { callback: ReplyCallback }) {
+      callback = opts.callback;
+      return { unsubscribe() {} };
+    },
+    publish(subject: string, _body: string, opts: { reply: string }) {
+      published.push({ subject, reply: opts.reply });
+    },
+  };
+  const reply = (replySubject: string, body: string) => {
+    const data = new TextEncoder().encode(body);
+    callback?.(null, { subject: replySubject, data, headers: undefined } as unknown as Msg);
+  };
+  return { nc: nc as unknown as NatsConnection, published, reply };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('PubAckCollector', () => {
+  it('resolves on the PubAck and ignores one that arrives after its timeout (the retry is the one answered)', async () => {
+    vi.useFakeTimers();
+    const { nc, published, reply } = fakeConnection();
+    const acks = new PubAckCollector(nc, 1000);
+    const first = acks.publish('s.a', '{}', undefined as never);
+    const failed = expect(first).rejects.toBeInstanceOf(TimeoutError);
+    await vi.advanceTimersByTimeAsync(1300);
+    await failed;
+    const retry = acks.publish('s.a', '{}', undefined as never);
+    // The late PubAck of the first attempt must not settle the retry.
+    reply(published[0]?.reply ?? '', '{"stream":"S","seq":1}');
+    expect(acks.pending).toBe(1);
+    reply(published[1]?.reply ?? '', '{"stream":"S","seq":1,"duplicate":true}');
+    await expect(retry).resolves.toBeUndefined();
+    acks.close();
+  });
+
+  it('times a publish out after timeoutMs even when the wall clock is set back meanwhile', async () => {
+    vi.useFakeTimers();
+    const { nc } = fakeConnection();
+    const acks = new PubAckCollector(nc, 1000);
+    const lost = acks.publish('s.a', '{}', undefined as never);
+    const failed = expect(lost).rejects.toBeInstanceOf(TimeoutError);
+    // NTP steps the clock back an hour: a lost publish must still fail after its timeout, not an hour later.
+    vi.setSystemTime(Date.now() - 3_600_000);
+    await vi.advanceTimersByTimeAsync(1300);
+    await failed;
+    expect(acks.pending).toBe(0);
+    acks.close();
+  });
+});
