@@ -1,4 +1,9 @@
-import { type Msg, type NatsConnection, TimeoutError } from '@nats-io/transport-node';
+import {
+  type Msg,
+  type NatsConnection,
+  PermissionViolationError,
+  TimeoutError,
+} from '@nats-io/transport-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PubAckCollector } from './pub-acks.js';
 
@@ -57,6 +62,21 @@ describe('PubAckCollector', () => {
     await vi.advanceTimersByTimeAsync(1300);
     await failed;
     expect(acks.pending).toBe(0);
+    acks.close();
+  });
+
+  it('rejects the publishes of a subject the server refused with its permission error, and only those', async () => {
+    const { nc, published, reply } = fakeConnection();
+    const acks = new PubAckCollector(nc, 60_000);
+    const refused = acks.publish('s.denied', '{}', undefined as never);
+    const allowed = acks.publish('s.allowed', '{}', undefined as never);
+    const err = PermissionViolationError.parse('Permissions Violation for Publish to "s.denied"');
+    if (err === null) throw new Error('nats.js no longer parses the permission error');
+    acks.denied(err);
+    await expect(refused).rejects.toBe(err);
+    expect(acks.pending).toBe(1);
+    reply(published[1]?.reply ?? '', '{"stream":"S","seq":1}');
+    await expect(allowed).resolves.toBeUndefined();
     acks.close();
   });
 });

@@ -6,6 +6,7 @@ import {
   type MsgHdrs,
   type NatsConnection,
   NoRespondersError,
+  type PermissionViolationError,
   type Subscription,
   TimeoutError,
 } from '@nats-io/transport-node';
@@ -67,6 +68,19 @@ export class PubAckCollector {
     for (const [token, p] of this.#pending) {
       this.#pending.delete(token);
       p.reject(new ClosedConnectionError());
+    }
+  }
+
+  /**
+   * The server refused a publish (`-ERR 'Permissions Violation for Publish to …'`): it sends no
+   * PubAck for it, so without this every attempt would time out and be retried for ever.
+   */
+  denied(err: PermissionViolationError): void {
+    if (err.operation !== 'publish') return;
+    for (const [token, p] of this.#pending) {
+      if (p.subject !== err.subject) continue;
+      this.#pending.delete(token);
+      p.reject(err);
     }
   }
 

@@ -7,6 +7,7 @@ import {
   credsAuthenticator,
   type MsgHdrsImpl,
   type NatsConnection,
+  PermissionViolationError,
 } from '@nats-io/transport-node';
 import {
   type ComponentStatus,
@@ -182,6 +183,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
           break;
         case 'error':
           log.error({ err: s.error }, 'NATS connection error');
+          if (s.error instanceof PermissionViolationError) acks?.denied(s.error);
           break;
         case 'ldm':
           log.warn({ server: s.server }, 'NATS server entering lame-duck mode; will move to another server');
