@@ -1,9 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type OutboxEvent, PermanentError } from '@sluice/core';
+import { type OutboxEvent, PermanentError, RetriableError } from '@sluice/core';
 import { createNatsSink, type NatsSink } from '@sluice/sink-nats';
-import { type NatsServer, startNats } from '@sluice/testkit';
+import { type NatsServer, startNats, waitFor } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // Adversarial checks of the NATS sink against a nats-server that enforces permissions.
@@ -72,5 +72,49 @@ describe('NATS sink without publish permission on a subject', () => {
     const publish = sink.publish(outbox('perm-1'));
     await expect(publish).rejects.toBeInstanceOf(PermanentError);
     await expect(publish).rejects.toThrow(/not authorised[\s\S]*perm\.outbox\.order\.OrderPaid/);
+  });
+});
+
+describe('NATS sink whose credentials stop working', () => {
+  it('fails its publishes permanently once nats.js gives up reconnecting, instead of retrying a closed connection for ever', async () => {
+    const config = join(dir, 'rotated.conf');
+    const users = (password: string) =>
+      `authorization { users = [ { user: relay, password: ${password} } ] }\n`;
+    await writeFile(config, users('before'));
+    const server = await startNats({ args: ['-c', config] });
+    try {
+      const sink = createNatsSink({
+        servers: server.url,
+        user: 'relay',
+        pass: 'before',
+        stream: 'ROTATED',
+        subjectPrefix: 'rotated',
+        ackTimeoutMs: 500,
+      });
+      sinks.push(sink);
+      await sink.start();
+      await sink.publish(outbox('rotated-1'));
+
+      // The password changes under the relay: nats.js is refused twice in a row and closes the connection.
+      await writeFile(config, users('after'));
+      await server.restart();
+      let last: unknown;
+      await waitFor(
+        async () => {
+          last = await sink.publish(outbox('rotated-2')).then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+          if (!(last instanceof PermanentError) && !(last instanceof RetriableError)) throw last;
+          return last instanceof PermanentError;
+        },
+        { timeoutMs: 30_000, intervalMs: 250, message: 'a publish to fail permanently' },
+      );
+      expect(String(last)).toMatch(/NATS connection .* closed/);
+      expect(sink.status()).toMatchObject({ ready: false });
+      expect(sink.status().detail).toMatch(/closed/);
+    } finally {
+      await server.dispose();
+    }
   });
 });

@@ -93,6 +93,8 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+  /** nats.js closed the connection by itself (it gives up only when refused, e.g. credentials changed). */
+  let lost: PermanentError | undefined;
 
   async function connectionOptions(): Promise<ConnectionOptions> {
     const opts: ConnectionOptions = {
@@ -200,6 +202,28 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     }
   }
 
+  /**
+   * With unlimited reconnect attempts nats.js closes a connection only when the server keeps
+   * refusing it (credentials changed or revoked): every later publish would fail "retriably" for
+   * ever. Fail them permanently instead, so the relay stops and says why.
+   */
+  function watchClosed(conn: NatsConnection): void {
+    void conn.closed().then((err) => {
+      if (closing || nc !== conn) return;
+      lost = new PermanentError(
+        `the NATS connection to ${String(options.servers)} was closed for good${err ? `: ${err.message}` : ''}`,
+        {
+          cause: err,
+          code: 'closed',
+          hint: 'check the credentials (user/pass, token, creds) and permissions of the relay, then restart it',
+        },
+      );
+      problem = lost.message;
+      log.error({ err }, 'NATS connection closed for good; publishes fail until the relay is restarted');
+      acks?.close();
+    });
+  }
+
   function settled(): void {
     inFlight--;
     if (inFlight === 0 && onIdle !== undefined) onIdle();
@@ -230,7 +254,9 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
       }
       disconnected = undefined;
       acks = new PubAckCollector(nc, ackTimeoutMs);
+      lost = undefined;
       watchStatus(nc).catch((err: unknown) => log.error({ err }, 'NATS status watcher stopped'));
+      watchClosed(nc);
       try {
         await provision();
       } catch (err) {
@@ -244,6 +270,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     },
 
     publish(event: RelayEvent): Promise<void> {
+      if (lost !== undefined) return Promise.reject(lost);
       if (acks === undefined || closing) {
         return Promise.reject(
           new RetriableError(
@@ -331,6 +358,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
 
     status(): ComponentStatus {
       if (nc === undefined) return { ready: false, detail: problem ?? 'not started' };
+      if (lost !== undefined) return { ready: false, detail: lost.message };
       if (disconnected !== undefined) return { ready: false, detail: disconnected };
       if (!streamReady) return { ready: false, detail: problem ?? `checking stream ${stream}` };
       return { ready: true };
