@@ -1,4 +1,4 @@
-import type { ChangeEvent, OutboxEvent } from '@sluice/core';
+import type { ChangeEvent, JsonValue, OutboxEvent } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { approximateEventBytes } from './event-size.js';
 
@@ -31,6 +31,24 @@ describe('approximateEventBytes', () => {
       expect(approx).toBeGreaterThan(exact / 2);
       expect(approx).toBeLessThan(exact * 2);
     }
+  });
+
+  it('counts a large value nested deep in a json column (the byte cap must see it)', () => {
+    let doc: JsonValue = { body: 'x'.repeat(1_000_000) };
+    for (let depth = 0; depth < 8; depth++) doc = { level: depth, child: doc };
+    const event: ChangeEvent = {
+      kind: 'change',
+      id: 's:0/2:0',
+      op: 'insert',
+      schema: 'public',
+      table: 'docs',
+      key: { id: '1' },
+      before: null,
+      after: { id: '1', doc },
+      unchanged: [],
+      source,
+    };
+    expect(approximateEventBytes(event)).toBeGreaterThan(JSON.stringify(event).length / 2);
   });
 
   it('counts an outbox payload by its text length', () => {

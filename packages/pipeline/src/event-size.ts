@@ -3,21 +3,22 @@ import type { JsonValue, RelayEvent, Row } from '@sluice/core';
 // Per-event overhead of the envelope's fixed fields, ids and headers, in bytes.
 const ENVELOPE_OVERHEAD = 256;
 
-function valueBytes(value: JsonValue, depth: number): number {
+// No depth cut-off: a large value deep in a json column must count (the envelope's own
+// JSON.stringify walks just as deep, so this adds no new recursion limit).
+function valueBytes(value: JsonValue): number {
   if (value === null) return 4;
   if (typeof value === 'string') return value.length + 2;
   if (typeof value !== 'object') return 8;
-  if (depth > 4) return 64;
   let total = 2;
-  if (Array.isArray(value)) for (const v of value) total += valueBytes(v, depth + 1) + 1;
-  else for (const k in value) total += k.length + 4 + valueBytes(value[k] as JsonValue, depth + 1);
+  if (Array.isArray(value)) for (const v of value) total += valueBytes(v) + 1;
+  else for (const k in value) total += k.length + 4 + valueBytes(value[k] as JsonValue);
   return total;
 }
 
 function rowBytes(row: Row | null): number {
   if (row === null) return 4;
   let total = 2;
-  for (const k in row) total += k.length + 4 + valueBytes(row[k] as JsonValue, 0);
+  for (const k in row) total += k.length + 4 + valueBytes(row[k] as JsonValue);
   return total;
 }
 
