@@ -67,4 +67,33 @@ describe('sluice run refuses to start on bad input, saying what and how to fix',
     expect((await relay.exited).code).toBe(0);
     expect(relay.output()).toContain('stopped during start-up');
   });
+
+  it('keeps retrying an unreachable Postgres at every start-up step, not only migrations', async () => {
+    const port = await freePort();
+    const relay = spawnRelay(
+      relayEnv(pg, nats, {
+        SLUICE_DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres`,
+        SLUICE_AUTO_MIGRATE: 'false',
+        SLUICE_OUTBOX_TABLE: 'none',
+        SLUICE_TABLES: 'public.t',
+        SLUICE_SNAPSHOT: 'initial',
+      }),
+    );
+    await relay.waitForLog(/retrying/);
+    expect(relay.child.exitCode).toBeNull();
+    await relay.kill('SIGTERM');
+    expect((await relay.exited).code).toBe(0);
+    expect(relay.output()).not.toMatch(/unexpected error/);
+  });
+
+  it('exits 1 when Postgres refuses the credentials, naming SLUICE_DATABASE_URL and never the password', async () => {
+    const relay = spawnRelay(
+      relayEnv(pg, nats, { SLUICE_DATABASE_URL: pg.url().replace('postgres@', 'nobody:s3cr3t-pw@') }),
+    );
+    const { code } = await relay.exited;
+    expect(code).toBe(1);
+    expect(relay.output()).toMatch(/role "nobody" does not exist/);
+    expect(relay.output()).toMatch(/SLUICE_DATABASE_URL/);
+    expect(relay.output()).not.toContain('s3cr3t-pw');
+  });
 });

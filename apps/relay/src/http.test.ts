@@ -1,3 +1,4 @@
+import { ConfigError } from '@sluice/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type HttpServer, startHttpServer } from './http.js';
 
@@ -72,5 +73,18 @@ describe('HTTP endpoints', () => {
     expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4');
     expect(await res.text()).toBe('sluice_up 1\n');
     expect((await fetch(`http://127.0.0.1:${server.port}/readyz`)).status).toBe(200);
+  });
+
+  it('refuses a port in use with an error naming SLUICE_HTTP_PORT', async () => {
+    const deps = {
+      metrics: async () => ({ contentType: 'text/plain', body: '' }),
+      readiness: () => ({}),
+    };
+    server = await startHttpServer('127.0.0.1', 0, deps);
+    const err = await startHttpServer('127.0.0.1', server.port, deps).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(
+      /SLUICE_HTTP_PORT: cannot serve \/metrics on 127\.0\.0\.1:\d+: EADDRINUSE/,
+    );
   });
 });

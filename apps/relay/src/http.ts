@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ComponentStatus } from '@sluice/core';
+import { type ComponentStatus, ConfigError } from '@sluice/core';
 
 export interface HttpDeps {
   /** Prometheus exposition text and its content type. */
@@ -44,9 +44,19 @@ export async function startHttpServer(host: string, port: number, deps: HttpDeps
   });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
+        reject(
+          new ConfigError('SLUICE_HTTP_PORT', `cannot serve /metrics on ${host}:${port}: ${err.code}`, {
+            cause: err,
+            hint: 'set SLUICE_HTTP_PORT to a free port (0 disables the HTTP server) or SLUICE_HTTP_HOST to an address of this machine',
+          }),
+        );
+      } else reject(err);
+    };
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

@@ -60,3 +60,32 @@ describe('redaction', () => {
     expect(out).not.toHaveProperty('client');
   });
 });
+
+describe('redaction of awkward credentials', () => {
+  it('masks passwords holding spaces, slashes, hashes and @ in free text', () => {
+    for (const password of ['Sec ret', 'p@ss/w0rd#x', 'a/b', 'x y@z']) {
+      const line = `connect postgres://app:${password}@127.0.0.1:55499/app failed`;
+      const out = redactString(line);
+      expect(out).toBe('connect postgres://app:***@127.0.0.1:55499/app failed');
+    }
+  });
+
+  it('masks a NATS token alone in the userinfo, and NATS user:pass', () => {
+    expect(redactString('nats://MyT0ken123@127.0.0.1:4222')).toBe('nats://***@127.0.0.1:4222');
+    expect(redactString('nats://u:p w@127.0.0.1:4222,nats://h2:4222')).toBe(
+      'nats://u:***@127.0.0.1:4222,nats://h2:4222',
+    );
+  });
+
+  it('masks URL settings whole, keeping a Postgres user name', () => {
+    expect(redactValue({ databaseUrl: 'postgres://app:Sec ret@db:5432/app' })).toEqual({
+      databaseUrl: 'postgres://app:***@db:5432/app',
+    });
+    expect(redactValue({ natsUrl: 'nats://tok@n1:4222,nats://n2:4222' })).toEqual({
+      natsUrl: 'nats://***@n1:4222,nats://n2:4222',
+    });
+    expect(redactValue({ databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres' })).toEqual({
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+    });
+  });
+});

@@ -1,13 +1,37 @@
 // Credentials reach logs through connection strings inside config, error messages and stacks.
 // Scrubbing strings at the log boundary catches all three, whatever object carries them.
-// The password runs to the last `@` before the path, so an unencoded `@` in it is masked too.
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^/\s]+)@/gi;
+// The password runs to the last `@` before the host (a host has no `@`, space or quote), so an
+// unencoded `@`, `/`, `#` or space in it is masked too.
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)(.*?)@(?=[^@\s"'`]*(?:[\s"'`,]|$))/gi;
+// NATS puts a token alone in the userinfo (`nats://token@host`): the whole userinfo is secret.
+const NATS_TOKEN = /\b((?:nats|tls|ws|wss):\/\/)([^:/?#\s@]+)@/gi;
 // `password=`, `PGPASSWORD=`, `sslpassword=`, `?token=` and the like.
 const KV_PASSWORD = /\b(\w*?(?:password|passwd|pass|token|secret))(\s*=\s*)('[^']*'|"[^"]*"|[^\s&;]+)/gi;
 
 export function redactString(text: string): string {
   if (!text.includes('://') && !/pass|token|secret/i.test(text)) return text;
-  return text.replace(URL_PASSWORD, '$1***@').replace(KV_PASSWORD, '$1$2***');
+  return text.replace(URL_PASSWORD, '$1***@').replace(NATS_TOKEN, '$1***@').replace(KV_PASSWORD, '$1$2***');
+}
+
+/**
+ * A setting that is a connection URL (or a comma list of them): everything between `://` and the
+ * last `@` of each item is userinfo. Masks the password, and a NATS token, whatever characters
+ * they hold; keeps a Postgres user name, which helps and is not secret.
+ */
+export function redactUrlSetting(value: string): string {
+  return value
+    .split(',')
+    .map((item) => {
+      const scheme = item.indexOf('://');
+      const at = item.lastIndexOf('@');
+      if (scheme === -1 || at < scheme) return item;
+      const userinfo = item.slice(scheme + 3, at);
+      const colon = userinfo.indexOf(':');
+      const isNats = /^\s*(nats|tls|wss?):/i.test(item);
+      const masked = colon === -1 ? (isNats ? '***' : userinfo) : `${userinfo.slice(0, colon)}:***`;
+      return `${item.slice(0, scheme + 3)}${masked}${item.slice(at)}`;
+    })
+    .join(',');
 }
 
 const SECRET_KEYS = /^(password|passwd|pass|token|secret|authorization|databaseUrl|natsUrl)$/i;
@@ -36,7 +60,8 @@ export function redactValue(value: unknown, seen = new WeakSet<object>()): unkno
   }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEYS.test(k) && typeof v === 'string' ? redactString(v) : redactValue(v, seen);
+    out[k] =
+      SECRET_KEYS.test(k) && typeof v === 'string' ? redactUrlSetting(redactString(v)) : redactValue(v, seen);
   }
   return out;
 }

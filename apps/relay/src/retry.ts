@@ -7,13 +7,20 @@ import { isRetriable, type Logger } from '@sluice/core';
 export async function retryRetriable<T>(
   what: string,
   fn: () => Promise<T>,
-  opts: { logger: Logger; signal: AbortSignal; onRetry?: (err: unknown) => void },
+  opts: {
+    logger: Logger;
+    signal: AbortSignal;
+    onRetry?: (err: unknown) => void;
+    /** Turns a library's raw error into a classified one (e.g. a refused connection: retriable). */
+    classify?: (err: unknown) => unknown;
+  },
 ): Promise<T> {
   let delay = 500;
   for (;;) {
     try {
       return await fn();
-    } catch (err) {
+    } catch (raw) {
+      const err = opts.classify ? opts.classify(raw) : raw;
       if (!isRetriable(err) || opts.signal.aborted) throw err;
       opts.onRetry?.(err);
       opts.logger.warn({ err, retryInMs: delay }, `${what} failed; retrying`);

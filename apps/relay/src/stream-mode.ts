@@ -1,4 +1,5 @@
 import {
+  classifyPostgresError,
   createIncrementalSnapshot,
   createOutboxHooks,
   createPostgresSource,
@@ -61,7 +62,11 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
         plannedForNewSlot = true;
       }
     };
-    await retryRetriable('planning the initial snapshot', planIfNew, { logger, signal });
+    await retryRetriable('planning the initial snapshot', planIfNew, {
+      logger,
+      signal,
+      classify: (err) => classifyPostgresError(err, 'planning the initial snapshot'),
+    });
   }
   await retryRetriable('preparing replication', () => src.prepare(), {
     logger,

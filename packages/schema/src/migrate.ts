@@ -145,6 +145,17 @@ function isConnectionError(err: unknown): boolean {
 }
 
 function connectionFailed(err: unknown): MigrationError {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('28') || code === '3D000')) {
+    // Refused credentials or a missing database: retrying cannot help.
+    return new MigrationError(`could not migrate the sluice schema: ${errorMessage(err)}`, {
+      cause: err,
+      hint:
+        code === '3D000'
+          ? 'fix the database name in the connection string (SLUICE_DATABASE_URL)'
+          : 'check the user and password in the connection string (SLUICE_DATABASE_URL) and pg_hba.conf',
+    });
+  }
   return new MigrationError(`could not migrate the sluice schema: connection failed: ${errorMessage(err)}`, {
     cause: err,
     retriable: true,

@@ -1,4 +1,4 @@
-import { PermanentError, SluiceError } from '@sluice/core';
+import { PermanentError, RetriableError, SluiceError } from '@sluice/core';
 import {
   ReplicationConnectionError,
   SlotBusyError,
@@ -61,4 +61,36 @@ export function classifyConnectionError(err: unknown, slot: string, where: strin
   return new ReplicationConnectionError(`connection to Postgres at ${where} failed: ${message}`, {
     cause: err,
   });
+}
+
+/**
+ * For ordinary queries on the control connection (checks, snapshot planning): a server or network
+ * that is away is retriable; refused credentials, a missing database and anything the server
+ * rejects are permanent, with the fix.
+ */
+export function classifyPostgresError(err: unknown, what: string): SluiceError {
+  if (err instanceof SluiceError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = sqlState(err);
+  if (code?.startsWith('28')) {
+    return new PermanentError(`${what}: Postgres refused the credentials: ${message}`, {
+      cause: err,
+      code: 'auth',
+      hint: 'check the user and password in the connection string (SLUICE_DATABASE_URL) and pg_hba.conf',
+    });
+  }
+  if (code === '3D000') {
+    return new PermanentError(`${what}: ${message}`, {
+      cause: err,
+      hint: 'fix the database name in the connection string (SLUICE_DATABASE_URL)',
+    });
+  }
+  if (code === undefined || /^(08|53|57P0)/.test(code)) {
+    return new RetriableError(`${what}: cannot reach Postgres: ${message}`, {
+      cause: err,
+      code: 'postgres_unavailable',
+      hint: 'check that Postgres is running and reachable at the connection string (SLUICE_DATABASE_URL); retrying',
+    });
+  }
+  return new PermanentError(`${what}: ${message}`, { cause: err });
 }

@@ -8,7 +8,7 @@ export {
   type ChangeDecoderOptions,
   HEARTBEAT_PREFIX,
 } from './change-decoder.js';
-export { classifyConnectionError } from './classify.js';
+export { classifyConnectionError, classifyPostgresError } from './classify.js';
 export {
   describeHolder,
   MissingTablesError,

@@ -1,4 +1,4 @@
-import { type Logger, PermanentError, RetriableError } from '@sluice/core';
+import { type Logger, PermanentError } from '@sluice/core';
 import {
   InvalidOutboxEventError,
   type OutboxColumns,
@@ -6,6 +6,7 @@ import {
   outboxEventFromRow,
 } from '@sluice/outbox';
 import type pg from 'pg';
+import { classifyPostgresError } from './classify.js';
 import type { TableRef } from './options.js';
 import type { OutboxHooks } from './outbox-hooks.js';
 
@@ -101,8 +102,6 @@ function inTable(err: unknown, name: string): unknown {
   });
 }
 
-const CONNECTION_STATES = /^(08|53|57P0[1-3])/;
-
 /**
  * Checks, before anything streams or polls, that the outbox table exists and has the mapped
  * columns, so a typo in SLUICE_OUTBOX_TABLE or SLUICE_OUTBOX_COLUMNS stops the relay with the fix
@@ -128,14 +127,7 @@ export async function checkOutboxTable(
     exists = result.rows[0]?.exists === true;
     rows = result.rows.filter((r): r is { exists: boolean; column_name: string } => r.column_name !== null);
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const reason = err instanceof Error ? err.message : String(err);
-    if (typeof code === 'string' && !CONNECTION_STATES.test(code)) {
-      throw new PermanentError(`cannot inspect the outbox table ${describe(table)}: ${reason}`, {
-        cause: err,
-      });
-    }
-    throw new RetriableError(`cannot inspect the outbox table ${describe(table)}: ${reason}`, { cause: err });
+    throw classifyPostgresError(err, `cannot inspect the outbox table ${describe(table)}`);
   }
   const name = describe(table);
   if (!exists) {
