@@ -45,7 +45,11 @@ const RETRIABLE_NODE_CODES = new Set([
   'EPIPE',
   'ETIMEDOUT',
   'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
   'ENOTFOUND',
+  // Temporary DNS failure: a resolver or the database's service name briefly unavailable.
+  'EAI_AGAIN',
 ]);
 
 /** True for errors that a later attempt on a fresh connection may not hit. */
