@@ -109,4 +109,31 @@ describe('sluice run while its servers fail', () => {
     expect(relay.output()).toMatch(/retr/i);
     expect(relay.output()).toMatch(/reconnect/i);
   });
+
+  it('stops within 30 s on SIGTERM while NATS is down, and delivers the unacknowledged events after a restart', async () => {
+    await pgServer.query('CREATE TABLE public.stuck (id int PRIMARY KEY)');
+    const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.stuck', SLUICE_PUBLISH_TIMEOUT: '1s' });
+    relay = spawnRelay(env);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
+    await nats.stop();
+    await pgServer.query('INSERT INTO public.stuck SELECT generate_series(1, 20)');
+    await relay.waitForLog(/failed; retrying/);
+    const stoppingAt = Date.now();
+    await relay.kill('SIGTERM');
+    expect((await relay.exited).code).toBe(0);
+    expect(Date.now() - stoppingAt).toBeLessThan(30_000);
+    expect(relay.output()).toMatch(/stopping with \d+ event\(s\) not acknowledged by JetStream/);
+
+    await nats.start();
+    relay = spawnRelay(env);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
+    await waitFor(async () => (await streamMessageCount(nats.url, env.SLUICE_STREAM)) >= 20, {
+      timeoutMs: 60_000,
+      message: 'the 20 events after the restart',
+    });
+    const messages = await readStream(nats.url, env.SLUICE_STREAM);
+    expect(messages.map((m) => (m.json() as { after: { id: number } }).after.id)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+  }, 120_000);
 });

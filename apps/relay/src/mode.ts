@@ -5,7 +5,9 @@ import type pg from 'pg';
 import type { RelayConfig } from './config.js';
 import type { RelayLogger } from './logger.js';
 
-const DRAIN_TIMEOUT_MS = 30_000;
+// With the sink's own close (at most the publish timeout) this keeps a stop under 30 s, the
+// default grace period of Kubernetes and of the README's promise.
+const DRAIN_TIMEOUT_MS = 20_000;
 
 /** What `sluice run` hands the mode it runs in (stream or poll): everything but the source. */
 export interface ModeContext {
@@ -45,10 +47,21 @@ export function lazyPipeline<C>(ctx: ModeContext, compareCursor: (a: C, b: C) =>
     },
     /** Every pushed event delivered, or DRAIN_TIMEOUT_MS passed (the rest is replayed after a restart). */
     drain(): Promise<void> {
-      return Promise.race([
-        pipeline?.drain() ?? Promise.resolve(),
-        new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref()),
-      ]);
+      const current = pipeline;
+      if (!current) return Promise.resolve();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          const { inFlightEvents } = current.stats();
+          ctx.logger.warn(
+            { inFlightEvents, drainTimeoutMs: DRAIN_TIMEOUT_MS },
+            `stopping with ${inFlightEvents} event(s) not acknowledged by JetStream: they are not confirmed to the slot and will be published again after a restart`,
+          );
+          resolve();
+        }, DRAIN_TIMEOUT_MS);
+        timer.unref();
+      });
+      return Promise.race([current.drain().finally(() => clearTimeout(timer)), timedOut]);
     },
   };
 }

@@ -29,8 +29,12 @@ export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<
   const { sources } = loaded;
   // With the stdout sink, stdout carries the events: logs move to stderr so the two never mix.
   const logger = createLogger(config.logLevel, config.sink === 'stdout' ? 2 : 1);
+  const shown = summarize(config);
+  // With --embedded, a URL left at its default is replaced by the embedded server's below.
+  if (config.embedded && sources.databaseUrl === 'default') shown.databaseUrl = 'embedded';
+  if (config.embedded && sources.natsUrl === 'default' && config.sink === 'nats') shown.natsUrl = 'embedded';
   logger.info(
-    { version: version(), config: summarize(config), sources },
+    { version: version(), config: shown, sources },
     `sluice ${version()} starting (${config.mode} mode, ${config.tables.length} table(s), outbox ${describeOutbox(config)}, sink ${config.sink})`,
   );
   let embedded: EmbeddedServers | undefined;
