@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { SluiceError } from '@sluice/core';
+import { ConfigError, SluiceError } from '@sluice/core';
 import { helpText } from './help.js';
 import { redactString } from './redact.js';
+import { settingByKey } from './settings.js';
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -14,7 +15,10 @@ export function version(): string {
 export function printFatal(err: unknown): void {
   // Messages may quote a connection string (NATS servers, a Postgres URL): scrub like the logger.
   if (err instanceof SluiceError) {
-    process.stderr.write(`sluice: ${redactString(err.message)}\n`);
+    // Packages name their options (`tables`); a person sets SLUICE_TABLES or --tables.
+    const spec = err instanceof ConfigError ? settingByKey(err.setting) : undefined;
+    const where = spec ? `\n  setting: ${spec.env} (${spec.flag})` : '';
+    process.stderr.write(`sluice: ${redactString(err.message)}${where}\n`);
   } else {
     const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
     process.stderr.write(`sluice: unexpected error: ${redactString(text)}\n`);

@@ -1,10 +1,10 @@
 import { SETTINGS } from './settings.js';
 
 export function helpText(): string {
-  const rows = SETTINGS.map(
-    (s) =>
-      `  ${s.env.padEnd(28)} ${s.flag.padEnd(24)} ${('default' in s && s.default !== '' ? s.default : '-').padEnd(12)} ${s.description}`,
-  );
+  const rows = SETTINGS.map((s) => {
+    const fallbacks = 'envFallbacks' in s ? ` (or ${s.envFallbacks.join(', ')})` : '';
+    return `  ${s.env.padEnd(28)} ${s.flag.padEnd(24)} ${('default' in s && s.default !== '' ? s.default : '-').padEnd(12)} ${s.description}${fallbacks}`;
+  });
   return [
     'Usage: sluice <command> [flags]',
     '',
