@@ -22,7 +22,7 @@ export const Col = {
 
 const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
 
-/** The creation time as ISO 8601 UTC with microseconds, like commit times in log mode. */
+/** The creation time as ISO 8601 UTC with microseconds, like commit times in stream mode. */
 function createdAtExpression(table: PollTable): string {
   const column = table.columns.createdAt;
   // No creation time: the event time is when this statement read the row.

@@ -151,7 +151,7 @@ describe('checkPollTable', () => {
   it('names missing event columns and the mapping setting instead', () => {
     const err = failure(() => check(catalog(debeziumColumns)));
     expect(err.message).toBe(
-      'outbox table "sluice"."outbox" has no column "headers" (headers)\n  fix: name the table\'s columns in the outbox column mapping (columns.headers); `columns.headers: null` for a table without headers',
+      'outbox table "sluice"."outbox" has no column "headers" (headers)\n  fix: name the table\'s columns in the outbox column mapping (SLUICE_OUTBOX_COLUMNS, e.g. headers=<column>); `headers=` (empty) for a table without headers',
     );
   });
 

@@ -80,7 +80,7 @@ export function checkPollTable(
   if (missingEvent.length > 0) {
     const list = missingEvent.map((f) => `"${columns[f]}" (${f})`).join(', ');
     throw new OutboxPollTableError(table, `outbox table ${table} has no column ${list}`, {
-      hint: `name the table's columns in the outbox column mapping (${missingEvent.map((f) => `columns.${f}`).join(', ')})${missingEvent.includes('headers') ? '; `columns.headers: null` for a table without headers' : ''}`,
+      hint: `name the table's columns in the outbox column mapping (SLUICE_OUTBOX_COLUMNS, e.g. ${missingEvent.map((f) => `${f.toLowerCase()}=<column>`).join(',')})${missingEvent.includes('headers') ? '; `headers=` (empty) for a table without headers' : ''}`,
     });
   }
 
@@ -160,7 +160,7 @@ export function checkPollTable(
     const findings = [lacks, ...problems].filter((s) => s !== '').join('; ');
     const hint =
       statements.length > 0
-        ? `run as the table's owner:\n    ${statements.join('\n    ')}\n  existing rows get the transaction id of the ALTER and positions in storage order, so publish them first (log mode) if their order matters; Sluice's own sluice.outbox gets these columns from \`sluice migrate\``
+        ? `run as the table's owner:\n    ${statements.join('\n    ')}\n  existing rows get the transaction id of the ALTER and positions in storage order, so publish them first (stream mode) if their order matters; Sluice's own sluice.outbox gets these columns from \`sluice migrate\``
         : undefined;
     throw new OutboxPollTableError(table, `outbox table ${table} cannot be polled: ${findings}`, {
       statements,
