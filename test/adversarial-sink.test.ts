@@ -1,6 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type OutboxEvent, PermanentError, RetriableError } from '@sluice/core';
 import { createNatsSink, type NatsSink } from '@sluice/sink-nats';
 import { type NatsServer, startNats, waitFor } from '@sluice/testkit';
@@ -114,6 +114,39 @@ describe('NATS sink whose credentials stop working', () => {
       expect(sink.status()).toMatchObject({ ready: false });
       expect(sink.status().detail).toMatch(/closed/);
     } finally {
+      await server.dispose();
+    }
+  });
+});
+
+describe('NATS sink closing while nats-server does not answer', () => {
+  it('closes within its ack timeout and a bounded drain, not after nats.js notices the stale connection minutes later', async () => {
+    const server = await startNats();
+    const pid = Number((await readFile(join(dirname(server.storeDir), 'nats-server.pid'), 'utf8')).trim());
+    try {
+      const sink = createNatsSink({
+        servers: server.url,
+        stream: 'FROZEN',
+        subjectPrefix: 'frozen',
+        ackTimeoutMs: 500,
+      });
+      sinks.push(sink);
+      await sink.start();
+      await sink.publish(outbox('frozen-1'));
+      // The server hangs (a network blackhole looks the same): the TCP connection stays open, nothing answers.
+      process.kill(pid, 'SIGSTOP');
+      const pending = sink.publish(outbox('frozen-2')).catch((err: unknown) => err);
+      const startedAt = Date.now();
+      let closed = false;
+      const closing = sink.close().finally(() => {
+        closed = true;
+      });
+      await waitFor(() => closed, { timeoutMs: 15_000, message: 'sink.close() to return' });
+      await closing;
+      expect(Date.now() - startedAt).toBeLessThan(5_000);
+      expect(await pending).toBeInstanceOf(RetriableError);
+    } finally {
+      process.kill(pid, 'SIGCONT');
       await server.dispose();
     }
   });

@@ -348,11 +348,20 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
       problem = 'closed';
       clearTimeout(retryTimer);
       retryTimer = undefined;
-      try {
-        await conn.drain();
-      } catch {
-        await conn.close().catch(ignore);
-      }
+      // A server that hangs (or a blackholed link) never answers the drain's flush; nats.js would
+      // only notice at its stale-connection check, minutes later. Give it the ack timeout, then close.
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        conn.drain().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), ackTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!drained) await conn.close().catch(ignore);
       log.info({}, 'NATS sink closed');
     },
 
