@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RelayEvent, SourceOutput } from '@sluice/core';
 import { parseLsn } from '@sluice/pgoutput';
 import { createPostgresSource, type PostgresSourceOptions } from '@sluice/source-postgres';
@@ -102,6 +105,51 @@ describe('replication source: stopping', () => {
       [slot],
     );
     expect(parseLsn(row?.lsn ?? '0/0')).toBeLessThanOrEqual(commitLsn);
+    await dropSlot(slot);
+  });
+});
+
+/** Every process of the server (postmaster and backends): SIGSTOP on all of them is a server that hangs. */
+function serverProcesses(): number[] {
+  const postmaster = Number(readFileSync(join(server.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => Number(line.trim()))
+    .filter((pid) => pid > 0);
+  return [postmaster, ...children];
+}
+
+/** Keeps acknowledging what it is handed, like a healthy pipeline. */
+class AckingOutput implements SourceOutput<bigint> {
+  source: { acknowledge(cursor: bigint): void } | undefined;
+  async push(): Promise<void> {}
+  commit(cursor: bigint): void {
+    this.source?.acknowledge(cursor);
+  }
+}
+
+describe('replication source: stopping while Postgres hangs', () => {
+  it('stops within a bounded time even with a heartbeat query stuck on the hung server', async () => {
+    await server.query('CREATE TABLE hung (id int PRIMARY KEY)');
+    const { slot, publication } = names('hung');
+    const output = new AckingOutput();
+    const run = start(
+      { slot, publication, tables: [{ schema: 'public', table: 'hung' }], heartbeatIntervalMs: 50 },
+      output,
+    );
+    output.source = run.source;
+    await waitFor(() => run.source.status().ready, { timeoutMs: 20_000, message: 'the source to stream' });
+    const stopped = serverProcesses();
+    for (const pid of stopped) process.kill(pid, 'SIGSTOP');
+    try {
+      // Not a synchronisation: the clock must run for a few 50 ms heartbeats to go out to the hung server.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      run.controller.abort();
+      await waitFor(run.finished, { timeoutMs: 10_000, message: 'source.run() to resolve after the abort' });
+    } finally {
+      for (const pid of stopped) process.kill(pid, 'SIGCONT');
+    }
+    await run.done;
     await dropSlot(slot);
   });
 });

@@ -190,7 +190,7 @@ class PostgresReplicationSource implements PostgresSource {
       this.running = false;
       const pool = this.pool;
       this.pool = undefined;
-      await pool?.end().catch(() => {});
+      if (pool) await endPool(pool, POOL_END_TIMEOUT_MS);
       if (this.state.ready || !this.state.detail?.startsWith('failed')) {
         this.state = { ready: false, detail: 'stopped' };
       }
@@ -345,6 +345,8 @@ class PostgresReplicationSource implements PostgresSource {
         allowExitOnIdle: true,
       });
       pool.on('error', (err) => this.options.logger.debug({ err }, 'idle control connection failed'));
+      pool.on('connect', (client) => poolClients(pool).add(client));
+      pool.on('remove', (client) => poolClients(pool).delete(client));
       this.pool = pool;
     }
     return this.pool;
@@ -355,6 +357,45 @@ class PostgresReplicationSource implements PostgresSource {
     const base = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(attempt - 1, 30));
     // ±20% so relays restarted together do not reconnect in lockstep.
     return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+}
+
+const POOL_END_TIMEOUT_MS = 2_000;
+const clientsOf = new WeakMap<pg.Pool, Set<pg.Client>>();
+
+function poolClients(pool: pg.Pool): Set<pg.Client> {
+  let clients = clientsOf.get(pool);
+  if (!clients) {
+    clients = new Set();
+    clientsOf.set(pool, clients);
+  }
+  return clients;
+}
+
+/**
+ * `pool.end()` waits for every checked-out client: a heartbeat or statistics query stuck on a server
+ * that hangs (or a blackholed link) would hold the stop until TCP gives up, many minutes later. After
+ * `ms`, end the clients themselves: pg destroys the socket of a client with a query in flight.
+ */
+async function endPool(pool: pg.Pool, ms: number): Promise<void> {
+  const ended = pool.end().catch(() => {});
+  if (await settlesWithin(ended, ms)) return;
+  for (const client of poolClients(pool)) client.end().catch(() => {});
+  await settlesWithin(ended, ms);
+}
+
+/** True once `promise` settles, false if `ms` pass first. */
+async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
