@@ -334,7 +334,9 @@ describe('postgres source: row changes', () => {
     expect(
       run.output.events.map((e) => (e.kind === 'change' ? [e.table, e.key, e.source.seq] : e.kind)),
     ).toEqual([
-      ['captured', { id: 1 }, 0],
+      // The bystander's insert and the message take seqs 0 and 1 without being published, so the
+      // ids of this transaction do not depend on what the relay captures.
+      ['captured', { id: 1 }, 2],
       ['captured', { id: 2 }, 0],
     ]);
     await run.stop();

@@ -245,8 +245,37 @@ describe('ChangeDecoder', () => {
       truncate([OTHER, ORDERS]),
       commit(0x2000n, 0x2040n),
     ]);
+    // The insert into `other` takes seq 0 and its truncate seq 1, though neither is published.
     expect(changes.map((e) => [e.table, e.op, e.key, e.before, e.after, e.source.seq])).toEqual([
-      ['orders', 'truncate', null, null, null, 0],
+      ['orders', 'truncate', null, null, null, 2],
+    ]);
+  });
+
+  it('gives a change the same id whatever the relay captures (a replay under other settings collides with nothing)', () => {
+    const messages = () => [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      relation(OTHER, 'public', 'other', 'd', [['id', INT4, true]]),
+      insert(OTHER, ['9']),
+      insert(ORDERS, ['1', 'a', null]),
+      insert(OTHER, ['10']),
+      commit(0x2000n, 0x2040n),
+    ];
+    const ordersOnly = feed(decoder(), messages()).changes;
+    const both = feed(
+      decoder({
+        tables: [
+          { schema: 'public', table: 'orders', primaryKey: ['id'] },
+          { schema: 'public', table: 'other', primaryKey: ['id'] },
+        ],
+      }),
+      messages(),
+    ).changes;
+    expect(ordersOnly.map((e) => e.id)).toEqual(['sluice:0/2000:1']);
+    expect(both.map((e) => [e.table, e.id])).toEqual([
+      ['other', 'sluice:0/2000:0'],
+      ['orders', 'sluice:0/2000:1'],
+      ['other', 'sluice:0/2000:2'],
     ]);
   });
 

@@ -4,6 +4,7 @@ import {
   keyTupleToRow,
   type LogicalMessage,
   PgOutputDecoder,
+  type PgOutputMessage,
   type ProtocolVersion,
   pgTimestampToIso,
   type RelationColumn,
@@ -54,10 +55,16 @@ interface CachedRelation {
 
 interface OpenTransaction extends TransactionInfo {
   commitLsnText: string;
-  seq: number;
+  /** First seq of the change being handled. */
+  base: number;
+  /** Seqs the change being handled has taken so far (events, or skipped truncated relations). */
+  used: number;
 }
 
 const utf8 = new TextDecoder();
+
+/** The messages of a transaction that are changes: each takes at least one seq. */
+const COUNTED = new Set<PgOutputMessage['tag']>(['insert', 'update', 'delete', 'truncate', 'message']);
 
 function tableId(schema: string, table: string): string {
   return `${schema}\u0000${table}`;
@@ -67,8 +74,9 @@ function tableId(schema: string, table: string): string {
  * Turns pgoutput messages into core events, one replication connection's worth (create a new one per
  * connection: Postgres resends Relation messages on each). Pure and synchronous: no I/O, no clock.
  *
- * Event ids are `${slot}:${commitLsn}:${seq}` where commitLsn is Begin.finalLsn and seq counts the
- * events published from the transaction, so a replayed transaction yields the same ids.
+ * Event ids are `${slot}:${commitLsn}:${seq}` where commitLsn is Begin.finalLsn and seq is the
+ * change's index among the changes Postgres sent for the transaction (published or not, one per
+ * truncated relation), so a replayed transaction yields the same ids whatever this relay captures.
  *
  * `before` depends on the table's replica identity: FULL gives the whole old row (O tuple), DEFAULT
  * and USING INDEX give only the identity columns (K tuple, and only when they changed for updates),
@@ -99,6 +107,19 @@ export class ChangeDecoder {
    */
   handle(walStart: bigint, data: Uint8Array, out: RelayEvent[]): bigint | null {
     const msg = this.decoder.decode(data);
+    const tx = this.tx;
+    if (tx === null || !COUNTED.has(msg.tag)) return this.dispatch(msg, walStart, out);
+    // Every change Postgres sends in a transaction takes a seq, published or not: ids then do not
+    // depend on what this relay captures, so a replay under other settings (a table added to or
+    // removed from SLUICE_TABLES) cannot give an event the id of another one already stored.
+    tx.used = 0;
+    const result = this.dispatch(msg, walStart, out);
+    tx.base += Math.max(1, tx.used);
+    tx.used = 0;
+    return result;
+  }
+
+  private dispatch(msg: PgOutputMessage, walStart: bigint, out: RelayEvent[]): bigint | null {
     switch (msg.tag) {
       case 'begin': {
         if (this.tx) {
@@ -111,7 +132,8 @@ export class ChangeDecoder {
           commitLsnText: formatLsn(msg.finalLsn),
           commitTime: pgTimestampToIso(msg.commitTime),
           xid: msg.xid,
-          seq: 0,
+          base: 0,
+          used: 0,
         };
         return null;
       }
@@ -178,7 +200,11 @@ export class ChangeDecoder {
         for (const oid of msg.relationOids) {
           const rel = this.relation(oid, 'Truncate', walStart);
           if (rel.captured) this.emitChange(out, walStart, rel, 'truncate', null, null, []);
-          else this.ignored(rel, 'truncate', walStart);
+          else {
+            // One seq per truncated relation, captured or not, for the same reason as above.
+            if (this.tx) this.tx.used++;
+            this.ignored(rel, 'truncate', walStart);
+          }
         }
         return null;
       }
@@ -278,7 +304,7 @@ export class ChangeDecoder {
       commitLsn: tx.commitLsnText,
       xid: tx.xid,
       commitTime: tx.commitTime,
-      seq: tx.seq++,
+      seq: tx.base + tx.used++,
       snapshot: null,
     };
   }
@@ -320,7 +346,7 @@ export class ChangeDecoder {
         commitLsn: tx.commitLsnText,
         xid: tx.xid,
         commitTime: tx.commitTime,
-        seq: tx.seq++,
+        seq: tx.base + tx.used++,
         snapshot: snapshotId,
       };
       out.push({
