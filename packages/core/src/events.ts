@@ -69,3 +69,21 @@ function stableStringify(value: JsonValue): string {
   const keys = Object.keys(value).sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(value[k] as JsonValue)}`).join(',')}}`;
 }
+
+/**
+ * An update that moves a row to another primary key. Its ordering key is the new one, so it must
+ * also wait for the old key's events: pipelines treat it as a barrier of its table.
+ */
+export function changesKey(event: RelayEvent): boolean {
+  if (event.kind !== 'change' || event.op !== 'update' || event.before === null || event.key === null)
+    return false;
+  for (const column of Object.keys(event.key)) {
+    if (!Object.hasOwn(event.before, column)) continue;
+    if (
+      stableStringify(event.before[column] as JsonValue) !== stableStringify(event.key[column] as JsonValue)
+    ) {
+      return true;
+    }
+  }
+  return false;
+}

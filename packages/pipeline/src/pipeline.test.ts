@@ -291,6 +291,21 @@ describe('truncate', () => {
   });
 });
 
+describe('key changes', () => {
+  it('starts an update that moves a row to another key only after earlier events of the old key are stored', async () => {
+    for (const ordering of ['commit', 'key'] as const) {
+      const { sink, output } = tracked(setup({ ordering }));
+      await output.push(change('old', { op: 'update', key: { id: 1 } }));
+      await output.push({ ...change('moved', { op: 'update', key: { id: 2 } }), before: { id: 1 } });
+      await until(() => sink.outstanding.length === 1, 'the first update in flight');
+      await turn();
+      expect(sink.outstandingIds()).toEqual(['old']);
+      sink.succeed();
+      await until(() => sink.outstandingIds().includes('moved'), 'the key change published');
+    }
+  });
+});
+
 describe('acknowledgement', () => {
   it('acknowledges exactly the cursors the source committed, coalesced to the newest per turn', async () => {
     const { sink, output, acknowledged, pipeline } = tracked(setup());

@@ -1,4 +1,5 @@
 import {
+  changesKey,
   type EventLabels,
   isRetriable,
   type Logger,
@@ -123,13 +124,15 @@ class PipelineRuntime<C> {
     if (this.#failure !== undefined) return Promise.reject(new PipelineStoppedError('failed', this.#failure));
     const labels = eventLabels(event);
     this.#metrics.eventReceived(labels);
-    const truncate = event.kind === 'change' && event.op === 'truncate';
+    // A truncate, or an update that moves a row to another key, must not pass earlier events of
+    // its table (and later ones must not pass it): both are barriers of the table.
+    const barrier = event.kind === 'change' && (event.op === 'truncate' || changesKey(event));
     const entry: Entry = {
       event,
       key: orderingKey(event),
       // Row changes of a table share a barrier scope, so a truncate can wait for them all.
       scope: event.kind === 'change' ? `${event.schema}\u0000${event.table}` : undefined,
-      barrier: truncate,
+      barrier,
       nextSameKey: undefined,
       bytes: this.#eventBytes(event),
       labels,
