@@ -46,6 +46,7 @@ describe('sluice run refuses to start on bad input, saying what and how to fix',
     expect(code).not.toBe(0);
     expect(relay.output()).toContain('public.nope');
     expect(relay.output()).toContain('public.neither');
+    expect(relay.output()).toContain('setting: SLUICE_TABLES (--tables)');
   });
 
   it('never writes the database password to its logs', async () => {
