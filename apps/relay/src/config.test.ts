@@ -44,7 +44,9 @@ describe('loadConfig', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
-    expect(message).toContain('SLUICE_SNAPSHOT (--snapshot)');
+    expect(message).toContain(
+      'SLUICE_SNAPSHOT (--snapshot): expected one of initial, never, got "sometimes"',
+    );
     expect(message).toContain('SLUICE_TABLES (--tables): "orders" is not schema.table');
     expect(message).toContain('SLUICE_SLOT (--slot)');
   });

@@ -30,6 +30,13 @@ function durationMs(opts: { min: number }) {
   });
 }
 
+/** One of `values`; the error echoes what was given, like the other settings do. */
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, {
+    error: (issue) => `expected one of ${values.join(', ')}, got ${JSON.stringify(issue.input)}`,
+  });
+}
+
 function integer(min: number, max: number) {
   return z.string().transform((text, ctx) => {
     const n = Number(text);
@@ -226,14 +233,14 @@ const schema = z
     databaseUrl: urlWith(['postgres://', 'postgresql://']),
     natsUrl: urlWith(['nats://', 'tls://', 'ws://', 'wss://']),
     tables: tableList,
-    mode: z.enum(['stream', 'poll']),
+    mode: oneOf(['stream', 'poll']),
     outboxTable,
     outboxColumns,
     outboxSubject,
     outboxMessagePrefix: messagePrefix,
     pollInterval: durationMs({ min: 1 }),
     pollBatchSize: integer(1, 10_000),
-    pollCleanup: z.enum(['delete', 'mark']),
+    pollCleanup: oneOf(['delete', 'mark']),
     slot: z
       .string()
       .regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
@@ -244,16 +251,16 @@ const schema = z
     stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a stream name of letters, digits, _ or -'),
     streamReplicas: integer(1, 5),
     duplicateWindow: durationMs({ min: 1000 }),
-    snapshot: z.enum(['initial', 'never']),
-    sink: z.enum(['nats', 'stdout']),
+    snapshot: oneOf(['initial', 'never']),
+    sink: oneOf(['nats', 'stdout']),
     httpPort: integer(0, 65535),
     httpHost: z.string().min(1),
-    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+    logLevel: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     maxInFlight: integer(1, 1_000_000),
     maxInFlightBytes: integer(1024, 8 * 1024 * 1024 * 1024),
     heartbeatInterval: durationMs({ min: 0 }),
     publishTimeout: durationMs({ min: 100 }),
-    ordering: z.enum(['commit', 'key']),
+    ordering: oneOf(['commit', 'key']),
     autoMigrate: bool(),
     embedded: bool(),
     embeddedDir: z.string().min(1),
