@@ -6,6 +6,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { waitForConnectionsClosed } from './support/connections.js';
+import { inTransaction as inPoolTransaction } from './support/transaction.js';
 
 let server: PostgresServer;
 let pool: pg.Pool;
@@ -37,22 +38,11 @@ beforeEach(async () => {
 const order = { aggregateType: 'order', aggregateId: '42', type: 'OrderPlaced', payload: { total: 9.5 } };
 
 /** Runs `fn` in a transaction on one pooled client, as an application would. */
-async function inTransaction<T>(
+function inTransaction<T>(
   fn: (client: pg.PoolClient) => Promise<T>,
   outcome: 'COMMIT' | 'ROLLBACK' = 'COMMIT',
-) {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query(outcome);
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK');
-    throw err;
-  } finally {
-    client.release();
-  }
+): Promise<T> {
+  return inPoolTransaction(pool, fn, outcome);
 }
 
 async function outboxRows(table = 'sluice.outbox') {

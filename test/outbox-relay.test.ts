@@ -7,6 +7,7 @@ import { waitForConnectionsClosed } from './support/connections.js';
 import { relayEnv } from './support/env.js';
 import { readStream, type StoredMessage, waitForMessages } from './support/jetstream.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { inTransaction as inPoolTransaction } from './support/transaction.js';
 
 let server: PostgresServer;
 let nats: NatsServer;
@@ -35,22 +36,11 @@ async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
 }
 
 /** Runs `fn` in one transaction on one client, as an application would. */
-async function inTransaction<T>(
+function inTransaction<T>(
   fn: (client: pg.PoolClient) => Promise<T>,
   outcome: 'COMMIT' | 'ROLLBACK' = 'COMMIT',
 ): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query(outcome);
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK');
-    throw err;
-  } finally {
-    client.release();
-  }
+  return inPoolTransaction(pool, fn, outcome);
 }
 
 let nextOrder = 0;
