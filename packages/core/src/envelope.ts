@@ -1,21 +1,11 @@
-import type { ChangeEvent, ChangeOp, RelayEvent, SourceInfo } from './events.js';
-import type { Row } from './json.js';
+import type { ChangeEvent, RelayEvent, SourceInfo } from './events.js';
 
 /**
  * The JSON body of a row-change message, as subscribers receive it. The event id is not in the
  * body: it travels in the `Nats-Msg-Id` / `ce-id` headers, so the body of a replayed change is
  * byte-identical to the original.
  */
-export interface ChangeEnvelope {
-  op: ChangeOp;
-  schema: string;
-  table: string;
-  key: Row | null;
-  before: Row | null;
-  after: Row | null;
-  unchanged: string[];
-  source: SourceInfo;
-}
+export type ChangeEnvelope = Omit<ChangeEvent, 'kind' | 'id'>;
 
 /**
  * Builds the body with a fixed key order (and copies `source` field by field) so the encoded
