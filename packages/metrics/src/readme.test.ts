@@ -22,7 +22,10 @@ describe('metric reference', () => {
   });
 
   it("repeats the package README's rows word for word in docs/operations.md", async () => {
-    const [pkg, repo] = await Promise.all([tableRows('../README.md'), tableRows('../../../docs/operations.md')]);
+    const [pkg, repo] = await Promise.all([
+      tableRows('../README.md'),
+      tableRows('../../../docs/operations.md'),
+    ]);
     for (const name of sluiceMetricNames()) {
       const row = (rows: string[][]) => rows.find((r) => r[1] === `\`${name}\``);
       expect(row(repo), name).toEqual(row(pkg));
