@@ -8,4 +8,13 @@ export {
   migrationSql,
   migrationsFolder,
 } from './migrate.js';
-export { outbox, SLUICE_SCHEMA, type SnapshotStatus, snapshotProgress } from './tables.js';
+export {
+  type BackfillState,
+  type BackfillTableState,
+  backfill,
+  backfillTable,
+  outbox,
+  SLUICE_SCHEMA,
+  type SnapshotStatus,
+  snapshotProgress,
+} from './tables.js';

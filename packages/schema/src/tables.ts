@@ -4,6 +4,7 @@ import {
   check,
   customType,
   index,
+  integer,
   jsonb,
   pgSchema,
   primaryKey,
@@ -62,7 +63,11 @@ export const outbox = sluice.table(
   ],
 );
 
-export type SnapshotStatus = 'pending' | 'running' | 'done';
+/**
+ * `skipped`: the table was added while `SLUICE_SNAPSHOT=never`, so its existing rows were not read;
+ * the row remembers that, so switching to `initial` later does not read it either (`sluice backfill` does).
+ */
+export type SnapshotStatus = 'pending' | 'running' | 'done' | 'skipped';
 
 /**
  * Progress of the incremental (watermark-based) initial snapshot: one row per table per slot, so a
@@ -88,6 +93,66 @@ export const snapshotProgress = sluice.table(
   },
   (t) => [
     primaryKey({ columns: [t.slot, t.schemaName, t.tableName] }),
-    check('snapshot_progress_status_check', sql`status in ('pending', 'running', 'done')`),
+    check('snapshot_progress_status_check', sql`status in ('pending', 'running', 'done', 'skipped')`),
+  ],
+);
+
+/** `cancelled` and `failed` are final like `done`; `error` says why a request failed. */
+export type BackfillState = 'pending' | 'running' | 'done' | 'cancelled' | 'failed';
+
+/**
+ * On-demand re-snapshots (`sluice backfill`): a request is a row here, written by the CLI from any
+ * machine that reaches the database; the relay streaming from `slot` (running now, or the next to
+ * start) picks the oldest unfinished one, reads its tables and records the outcome. The signal table
+ * of Debezium's incremental snapshots, without a port to open.
+ */
+export const backfill = sluice.table(
+  'backfill',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    slot: text('slot').notNull(),
+    /** SQL boolean expression over the table's columns limiting the rows read; null: every row. */
+    predicate: text('predicate'),
+    state: text('state').$type<BackfillState>().notNull().default('pending'),
+    requestedAt: timestamp('requested_at', { withTimezone: true }).notNull().defaultNow(),
+    requestedBy: text('requested_by').notNull().default(sql`session_user`),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    error: text('error'),
+  },
+  (t) => [
+    index('backfill_slot_state_idx').on(t.slot, t.state),
+    check('backfill_state_check', sql`state in ('pending', 'running', 'done', 'cancelled', 'failed')`),
+  ],
+);
+
+export type BackfillTableState = 'pending' | 'running' | 'done';
+
+/** One row per table of a backfill request: its place in the request and its progress. */
+export const backfillTable = sluice.table(
+  'backfill_table',
+  {
+    backfillId: bigint('backfill_id', { mode: 'number' })
+      .notNull()
+      .references(() => backfill.id, { onDelete: 'cascade' }),
+    /** Tables are read one after another in this order. */
+    position: integer('position').notNull(),
+    schemaName: text('schema_name').notNull(),
+    tableName: text('table_name').notNull(),
+    state: text('state').$type<BackfillTableState>().notNull().default('pending'),
+    /** Primary key of the last row of the last acknowledged chunk; null before the first chunk. */
+    lastKey: jsonb('last_key'),
+    /** Reads delivered (acknowledged by the sink). */
+    rowsRead: bigint('rows_read', { mode: 'number' }).notNull().default(0),
+    /** Rows the table (or the predicate) was estimated to hold when its read began. */
+    rowsEstimate: bigint('rows_estimate', { mode: 'number' }),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.backfillId, t.schemaName, t.tableName] }),
+    check('backfill_table_state_check', sql`state in ('pending', 'running', 'done')`),
   ],
 );
