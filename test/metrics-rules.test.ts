@@ -78,6 +78,8 @@ function busyMetrics(collectDefault: boolean): SluiceMetrics {
   m.reconnect('nats');
   m.snapshotRows('public', 'orders', 500);
   m.snapshotProgress('public', 'orders', 0.5);
+  m.snapshotEstimate('public', 'orders', 1000);
+  m.backfillRequests(1, 1);
   m.outboxBacklog(3);
   m.setReady(true);
   return m;

@@ -93,6 +93,10 @@ export interface Metrics {
   reconnect(component: string): void;
   snapshotRows(schema: string, table: string, rows: number): void;
   snapshotProgress(schema: string, table: string, fraction: number): void;
+  /** Rows the table being read holds (or its backfill predicate keeps), as estimated when its read began. */
+  snapshotEstimate(schema: string, table: string, rows: number): void;
+  /** Backfill requests of the relay's slot waiting to run and running. */
+  backfillRequests(pending: number, running: number): void;
   slotStats(stats: ReplicationSlotStats): void;
   outboxBacklog(rows: number): void;
 }
@@ -109,6 +113,8 @@ export const noopMetrics: Metrics = {
   reconnect() {},
   snapshotRows() {},
   snapshotProgress() {},
+  snapshotEstimate() {},
+  backfillRequests() {},
   slotStats() {},
   outboxBacklog() {},
 };

@@ -126,6 +126,18 @@ export const METRICS = {
     labels: ['schema', 'table'],
     help: 'Fraction of the table the snapshot has read (0 to 1).',
   },
+  snapshotRowsEstimate: {
+    name: 'snapshot_rows_estimate',
+    type: 'gauge',
+    labels: ['schema', 'table'],
+    help: 'Rows the table being snapshotted or backfilled holds (or its predicate keeps), estimated when its read began.',
+  },
+  backfillRequests: {
+    name: 'backfill_requests',
+    type: 'gauge',
+    labels: ['state'],
+    help: 'Backfill requests of the relay slot, by state: pending (waiting their turn) or running.',
+  },
   outboxBacklog: {
     name: 'outbox_backlog_rows',
     type: 'gauge',

@@ -175,6 +175,20 @@ describe('createMetrics', () => {
     expect(sampleValue(s, 'sluice_snapshot_progress_ratio', { schema: 'public', table: 'items' })).toBe(1);
   });
 
+  it('exports the estimate of the table being read and the backfill requests by state', async () => {
+    const m = fresh();
+    m.snapshotEstimate('public', 'orders', 50_000);
+    m.snapshotEstimate('public', 'orders', 52_000);
+    m.backfillRequests(2, 1);
+
+    const s = await scrape(m);
+    expect(sampleValue(s, 'sluice_snapshot_rows_estimate', { schema: 'public', table: 'orders' })).toBe(
+      52_000,
+    );
+    expect(sampleValue(s, 'sluice_backfill_requests', { state: 'pending' })).toBe(2);
+    expect(sampleValue(s, 'sluice_backfill_requests', { state: 'running' })).toBe(1);
+  });
+
   it('exports in-flight gauges, outbox backlog, readiness, build info and the last acknowledged event time', async () => {
     const m = fresh();
     let s = await scrape(m);

@@ -196,6 +196,8 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
   new Counter({ ...meta(METRICS.reconnects), collect: fromCells(reconnects, n) });
   new Counter({ ...meta(METRICS.snapshotRows), collect: fromCells(snapshotRows, n) });
   const snapshotProgress = new Gauge(meta(METRICS.snapshotProgress));
+  const snapshotEstimate = new Gauge(meta(METRICS.snapshotRowsEstimate));
+  const backfillRequests = new Gauge(meta(METRICS.backfillRequests));
   const outboxBacklog = new Gauge(meta(METRICS.outboxBacklog));
   outboxBacklog.remove({});
 
@@ -274,6 +276,13 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
     snapshotProgress(schema: string, table: string, fraction: number) {
       if (Number.isFinite(fraction))
         snapshotProgress.set({ schema, table }, Math.min(1, Math.max(0, fraction)));
+    },
+    snapshotEstimate(schema: string, table: string, rows: number) {
+      if (Number.isFinite(rows)) snapshotEstimate.set({ schema, table }, Math.max(0, rows));
+    },
+    backfillRequests(pending: number, running: number) {
+      backfillRequests.set({ state: 'pending' }, pending);
+      backfillRequests.set({ state: 'running' }, running);
     },
     slotStats(stats: ReplicationSlotStats) {
       const slot = stats.slot;

@@ -299,7 +299,7 @@ describe('ChangeDecoder', () => {
     ]);
   });
 
-  it('calls observeChange for every change before handing it over, and turns watermark rows into read events', () => {
+  it('calls observeChange for every change before handing it over, and turns watermark rows into read events under their own ids', () => {
     const seen: string[] = [];
     const contexts: WatermarkContext[] = [];
     const hooks: SnapshotHooks = {
@@ -309,7 +309,15 @@ describe('ChangeDecoder', () => {
         return content.includes('high')
           ? {
               snapshotId: 'snap-1',
-              rows: [{ schema: 'public', table: 'orders', key: { id: 5 }, after: { id: 5, status: 'old' } }],
+              rows: [
+                {
+                  id: 'sluice:read:snap-1:abc',
+                  schema: 'public',
+                  table: 'orders',
+                  key: { id: 5 },
+                  after: { id: 5, status: 'old' },
+                },
+              ],
             }
           : { snapshotId: 'snap-1', rows: [] };
       },
@@ -325,7 +333,7 @@ describe('ChangeDecoder', () => {
     expect(contexts).toEqual([{ commitLsn: 0x3000n, commitTime: '2000-01-01T00:00:00.000000Z', xid: 42 }]);
     expect(changes[1]).toEqual({
       kind: 'change',
-      id: 'sluice:0/3000:1',
+      id: 'sluice:read:snap-1:abc',
       op: 'read',
       schema: 'public',
       table: 'orders',

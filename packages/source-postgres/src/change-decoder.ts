@@ -351,7 +351,8 @@ export class ChangeDecoder {
       };
       out.push({
         kind: 'change',
-        id: this.changeId(source),
+        // Per snapshot and row, not per position: a chunk read again after a crash repeats its ids.
+        id: r.id,
         op: 'read',
         schema: r.schema,
         table: r.table,

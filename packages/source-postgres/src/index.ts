@@ -31,7 +31,7 @@ export type {
   TransactionInfo,
 } from './outbox-hooks.js';
 export type { BufferStats } from './replication-session.js';
-export type { SnapshotHooks, SnapshotRead, WatermarkContext } from './snapshot/contract.js';
+export type { IdentifiedRead, SnapshotHooks, SnapshotRead, WatermarkContext } from './snapshot/contract.js';
 export { WATERMARK_PREFIX } from './snapshot/contract.js';
 export * from './snapshot/index.js';
 export { createPostgresSource, type PostgresSource } from './source.js';

@@ -27,6 +27,17 @@ describe('chunkSql', () => {
         'where ("order_id", "line") > ($1::bigint, $2::integer) order by "order_id", "line" limit $3',
     );
   });
+
+  it("adds a backfill's predicate in parentheses, after the key condition", () => {
+    expect(chunkSql(lines, false, "sku like 'A%' or line = 1")).toBe(
+      'select "order_id", "line", "sku" from "sales"."order ""lines""" ' +
+        `where (sku like 'A%' or line = 1) order by "order_id", "line" limit $1`,
+    );
+    expect(chunkSql(lines, true, 'line > 2')).toBe(
+      'select "order_id", "line", "sku" from "sales"."order ""lines""" ' +
+        'where ("order_id", "line") > ($1::bigint, $2::integer) and (line > 2) order by "order_id", "line" limit $3',
+    );
+  });
 });
 
 describe('inProgressXids', () => {

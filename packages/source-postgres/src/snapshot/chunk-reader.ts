@@ -44,7 +44,8 @@ export class ChunkReader {
   readonly #parsers: ((text: string) => JsonValue)[];
   readonly #keyIndexes: number[];
 
-  constructor(shape: TableShape) {
+  /** `predicate`: a backfill's `--where`, checked with checkPredicate() before it gets here. */
+  constructor(shape: TableShape, predicate: string | null = null) {
     if (shape.keyColumns.length === 0) {
       throw new Error(`ChunkReader: ${shape.schema}.${shape.table} has no primary key`);
     }
@@ -56,8 +57,8 @@ export class ChunkReader {
       return index;
     });
     this.#parsers = shape.columns.map((c) => valueParserFor(c.typeOid));
-    this.#firstSql = chunkSql(shape, false);
-    this.#nextSql = chunkSql(shape, true);
+    this.#firstSql = chunkSql(shape, false, predicate);
+    this.#nextSql = chunkSql(shape, true, predicate);
   }
 
   /** Reads up to `limit` rows after `after` (from the start when undefined) in one repeatable-read transaction. */
@@ -107,12 +108,17 @@ export class ChunkReader {
   }
 }
 
-/** `select <columns> from t [where (k1, k2) > ($1::type, $2::type)] order by k1, k2 limit $n` */
-export function chunkSql(shape: TableShape, afterKey: boolean): string {
+/**
+ * `select <columns> from t [where (k1, k2) > ($1::type, $2::type)] [and (<predicate>)] order by k1, k2 limit $n`.
+ * Always run with parameters (the limit at least), so Postgres takes it as one statement only.
+ */
+export function chunkSql(shape: TableShape, afterKey: boolean, predicate: string | null = null): string {
   const typeOf = new Map(shape.columns.map((c) => [c.name, c.typeName]));
   const keys = shape.keyColumns.map(quoteIdent).join(', ');
   const params = shape.keyColumns.map((k, i) => `$${i + 1}::${typeOf.get(k)}`).join(', ');
-  const where = afterKey ? ` where (${keys}) > (${params})` : '';
+  const conditions = afterKey ? [`(${keys}) > (${params})`] : [];
+  if (predicate !== null) conditions.push(`(${predicate})`);
+  const where = conditions.length > 0 ? ` where ${conditions.join(' and ')}` : '';
   const limit = `$${afterKey ? shape.keyColumns.length + 1 : 1}`;
   const columns = shape.columns.map((c) => quoteIdent(c.name)).join(', ');
   return `select ${columns} from ${qualifiedName(shape)}${where} order by ${keys} limit ${limit}`;

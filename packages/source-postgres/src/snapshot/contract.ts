@@ -10,6 +10,11 @@ export interface SnapshotRead {
   after: Row;
 }
 
+/** A read with its message id (see read-ids.ts), as the stream publishes it. */
+export interface IdentifiedRead extends SnapshotRead {
+  id: string;
+}
+
 export interface WatermarkContext {
   /** Commit LSN (Begin.finalLsn) of the transaction carrying the watermark message. */
   commitLsn: bigint;
@@ -24,8 +29,8 @@ export interface SnapshotHooks {
   /**
    * A logical message with WATERMARK_PREFIX inside a transaction. Returns the rows to emit as `read`
    * events right here (in this transaction, after the events already in it), or an empty array.
-   * The stream turns each into a ChangeEvent { op: 'read', before: null, unchanged: [],
-   * source.snapshot = snapshotId } with id `${slot}:${formatLsn(commitLsn)}:${seq}` like every other event.
+   * The stream turns each into a ChangeEvent { id: read.id, op: 'read', before: null, unchanged: [],
+   * source.snapshot = snapshotId }, its seq counted in the transaction like every other event's.
    */
-  onWatermark(content: string, context: WatermarkContext): { snapshotId: string; rows: SnapshotRead[] };
+  onWatermark(content: string, context: WatermarkContext): { snapshotId: string; rows: IdentifiedRead[] };
 }

@@ -2,21 +2,21 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, type Logger, type Metrics, noopMetrics, silentLogger } from '@sluice/core';
 import { formatLsn } from '@sluice/pgoutput';
 import type { Pool } from 'pg';
+import { BackfillRunner, type BackfillStatus } from './backfills.js';
 import { describeTable, displayName, type TableName, type TableShape } from './catalog.js';
-import { ChunkReader, type KeyText } from './chunk-reader.js';
-import { type ChunkClosed, type ChunkHandle, ChunkTracker } from './chunk-tracker.js';
+import {
+  type AcknowledgedPosition,
+  ChunkLoop,
+  type TableSnapshotState,
+  type TableSnapshotStatus,
+} from './chunk-loop.js';
+import { ChunkTracker } from './chunk-tracker.js';
 import type { SnapshotHooks } from './contract.js';
-import { isTransientDatabaseError, planError, SnapshotError } from './errors.js';
+import { planError } from './errors.js';
 import { type PlannedTable, type ProgressRow, ProgressStore } from './progress.js';
-import { EMIT_WATERMARK_SQL, formatWatermark } from './watermark.js';
+import { readEventId } from './read-ids.js';
 
-/** What the snapshot needs from the streaming source: where the pipeline's acknowledgements are. */
-export interface AcknowledgedPosition {
-  /** Newest cursor (a Commit end LSN) the pipeline acknowledged. */
-  acknowledgedLsn(): bigint;
-  /** Resolves once acknowledgedLsn() > lsn; rejects when `signal` aborts. */
-  waitAcknowledged(lsn: bigint, signal: AbortSignal): Promise<void>;
-}
+export type { AcknowledgedPosition, TableSnapshotState, TableSnapshotStatus } from './chunk-loop.js';
 
 export interface IncrementalSnapshotOptions {
   /** Normal (not replication) connections to the source database. */
@@ -24,6 +24,12 @@ export interface IncrementalSnapshotOptions {
   slot: string;
   /** Captured tables, in the order they are snapshotted. */
   tables: readonly TableName[];
+  /**
+   * `initial` (default): read every captured table not read yet for this slot (all of them for a
+   * new slot, tables added to the list later on the next start). `never`: read none, and record the
+   * tables as skipped so they are not read later either (a backfill reads them on demand).
+   */
+  mode?: 'initial' | 'never';
   /** Rows per chunk; default 1024. */
   chunkSize?: number;
   logger?: Logger;
@@ -33,25 +39,18 @@ export interface IncrementalSnapshotOptions {
   retryDelayMs?: number;
   /** How long a chunk may wait for its high watermark to be streamed before a WARN says so; default 60 s. */
   watermarkWarnAfterMs?: number;
-}
-
-export type TableSnapshotState = 'pending' | 'running' | 'done' | 'skipped';
-
-export interface TableSnapshotStatus extends TableName {
-  state: TableSnapshotState;
-  rowsEmitted: number;
-  rowsEstimate: number | null;
-  /**
-   * What the running chunk waits for: its rows from the database, the stream to reach its high
-   * watermark, or the pipeline to acknowledge its reads. Tells a stuck stream from a stuck pipeline.
-   */
-  waitingFor: 'read' | 'watermark' | 'acknowledgement' | null;
+  /** Progress of a table being read is logged at most this often; default 5 s. */
+  progressLogIntervalMs?: number;
+  /** How often backfill requests are looked for, and a running one checked for cancellation; default 1 s. */
+  backfillPollIntervalMs?: number;
 }
 
 export interface IncrementalSnapshotStatus {
-  /** `idle` before plan(), `planned` until run(), `stopped` when run() was aborted before the end. */
+  /** The initial snapshot: `idle` before plan(), `planned` until run(), `stopped` when run() was aborted before the end. */
   state: 'idle' | 'planned' | 'running' | 'done' | 'stopped' | 'failed';
   tables: TableSnapshotStatus[];
+  /** The backfill request being worked on, if any. */
+  backfill: BackfillStatus | null;
 }
 
 export interface IncrementalSnapshot {
@@ -59,13 +58,20 @@ export interface IncrementalSnapshot {
   readonly hooks: SnapshotHooks;
   /**
    * Records the tables to read when the slot is new (replacing whatever the slot name had); picks up
-   * the unfinished tables when it is not. Call it with `true` also before creating a slot (see
-   * replicationSlotExists), so a crash between creating the slot and planning cannot skip the snapshot.
-   * Rejects with a SnapshotPlanError, retriable when the connection failed.
+   * the unfinished tables and plans the tables added since when it is not. Call it with `true` also
+   * before creating a slot (see replicationSlotExists), so a crash between creating the slot and
+   * planning cannot skip the snapshot. Rejects with a SnapshotPlanError, retriable when the
+   * connection failed.
    */
   plan(isNewSlot: boolean): Promise<void>;
   /** Reads the planned tables chunk by chunk while the source streams; resolves when done or aborted. */
   run(signal: AbortSignal): Promise<void>;
+  /**
+   * Works off the slot's backfill requests (`sluice backfill`, rows of `sluice.backfill`) one after
+   * another, until `signal` aborts. A request waits while `streaming()` is false: a relay that does
+   * not hold the slot (a standby) leaves requests to the one that does. Call it after run().
+   */
+  serveBackfills(signal: AbortSignal, streaming?: () => boolean): Promise<void>;
   status(): IncrementalSnapshotStatus;
 }
 
@@ -77,11 +83,12 @@ interface Work {
 const NO_ROWS = { snapshotId: '', rows: [] };
 
 /**
- * The incremental, watermark-based initial snapshot (DBLog, as Debezium's incremental snapshot):
- * it runs while the source streams, reading each table in primary-key chunks between a low and a
- * high watermark, and lets the stream emit each chunk's rows at the high watermark minus the keys
- * that changed in between. Progress is saved only once the pipeline acknowledged a chunk's reads,
- * so after a crash the unacknowledged chunk is simply read again.
+ * The incremental, watermark-based snapshot (DBLog, as Debezium's incremental snapshot): it runs
+ * while the source streams, reading each table in primary-key chunks between a low and a high
+ * watermark, and lets the stream emit each chunk's rows at the high watermark minus the keys that
+ * changed in between. Progress is saved only once the pipeline acknowledged a chunk's reads, so after
+ * a crash the unacknowledged chunk is simply read again, and its reads carry the same message ids.
+ * The same machinery serves backfill requests once the initial snapshot is done.
  */
 export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): IncrementalSnapshot {
   const chunkSize = options.chunkSize ?? 1024;
@@ -89,13 +96,32 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
     throw new ConfigError('chunkSize', `expected an integer from 1 and up, got \`${chunkSize}\``);
   }
   const { pool, slot, source } = options;
+  const mode = options.mode ?? 'initial';
   const logger = (options.logger ?? silentLogger).child({ component: 'snapshot', slot });
   const metrics = options.metrics ?? noopMetrics;
-  const retryDelayMs = options.retryDelayMs ?? 500;
-  const warnAfterMs = options.watermarkWarnAfterMs ?? 60_000;
   const store = new ProgressStore(pool, slot);
   // Unique per process: watermarks a crashed predecessor left in the WAL match none of our chunks.
   const tracker = new ChunkTracker(`${slot}.${randomBytes(6).toString('base64url')}`);
+  const loop = new ChunkLoop({
+    pool,
+    tracker,
+    source,
+    chunkSize,
+    logger,
+    metrics,
+    retryDelayMs: options.retryDelayMs ?? 500,
+    watermarkWarnAfterMs: options.watermarkWarnAfterMs ?? 60_000,
+    progressLogIntervalMs: options.progressLogIntervalMs ?? 5000,
+  });
+  const backfills = new BackfillRunner({
+    pool,
+    slot,
+    captured: options.tables,
+    loop,
+    logger,
+    metrics,
+    pollIntervalMs: options.backfillPollIntervalMs ?? 1000,
+  });
   const order = new Map(options.tables.map((t, i) => [displayName(t), i]));
 
   let state: IncrementalSnapshotStatus['state'] = 'idle';
@@ -108,7 +134,13 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
     },
     onWatermark(content, context) {
       const outcome = tracker.onWatermark(content, context);
-      if (outcome.kind === 'high') return { snapshotId: outcome.snapshotId, rows: outcome.rows };
+      if (outcome.kind === 'high') {
+        const { snapshotId } = outcome;
+        return {
+          snapshotId,
+          rows: outcome.rows.map((r) => ({ ...r, id: readEventId(slot, snapshotId, r) })),
+        };
+      }
       if (outcome.kind === 'ignored') {
         logger.debug(
           { watermark: content, lsn: formatLsn(context.commitLsn), reason: outcome.reason },
@@ -120,7 +152,7 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
   };
 
   function track(row: ProgressRow, state: TableSnapshotState): TableSnapshotStatus {
-    const status = {
+    const status: TableSnapshotStatus = {
       schema: row.schema,
       table: row.table,
       state,
@@ -140,72 +172,121 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
     }
   }
 
+  const newSnapshotId = () => `${slot}-${Date.now().toString(36)}`;
+
   async function planTables(isNewSlot: boolean): Promise<void> {
     work = [];
     tables.clear();
     if (isNewSlot) {
-      const snapshotId = `${slot}-${Date.now().toString(36)}`;
-      const planned: PlannedTable[] = [];
-      const shapes = new Map<string, TableShape>();
-      for (const name of options.tables) {
-        const shape = await describeTable(pool, name);
-        const usable = shape !== undefined && shape.keyColumns.length > 0;
-        if (!usable) warnUnusable(name, shape);
-        else shapes.set(displayName(name), shape);
-        planned.push({
-          ...name,
-          status: usable ? 'pending' : 'done',
-          rowsEstimate: shape?.rowsEstimate ?? null,
-        });
-      }
+      const snapshotId = newSnapshotId();
+      const planned = await planNew(snapshotId, options.tables);
       await store.replace(snapshotId, planned);
-      for (const p of planned) {
-        const progress: ProgressRow = { ...p, snapshotId, lastKey: null, rowsEmitted: 0 };
-        const shape = shapes.get(displayName(p));
-        track(progress, shape === undefined ? 'skipped' : 'pending');
-        if (shape !== undefined) work.push({ progress, shape });
-      }
-      logger.info(
-        { snapshotId, tables: work.map((w) => displayName(w.shape)) },
-        'initial snapshot planned: the tables are read while changes stream',
-      );
-    } else {
-      const unfinished = (await store.unfinished()).sort(
-        (a, b) => (order.get(displayName(a)) ?? Infinity) - (order.get(displayName(b)) ?? Infinity),
-      );
-      for (const progress of unfinished) {
-        if (!order.has(displayName(progress))) {
-          logger.info(
-            { table: displayName(progress) },
-            'unfinished snapshot of a table that is no longer captured: left as it is',
-          );
-          continue;
-        }
-        const shape = await describeTable(pool, progress);
-        if (shape === undefined || shape.keyColumns.length === 0) {
-          warnUnusable(progress, shape);
-          await store.skip(progress);
-          track(progress, 'skipped');
-          continue;
-        }
-        if (progress.lastKey !== null && !sameColumns(Object.keys(progress.lastKey), shape.keyColumns)) {
-          logger.warn(
-            { table: displayName(progress), lastKey: progress.lastKey, keyColumns: shape.keyColumns },
-            'the primary key changed since the snapshot of this table began: reading it again from the start',
-          );
-          progress.lastKey = null;
-        }
-        track(progress, progress.status === 'running' ? 'running' : 'pending');
-        work.push({ progress, shape });
-      }
-      if (work.length > 0) {
+      if (mode === 'initial') {
         logger.info(
-          { tables: work.map((w) => displayName(w.shape)) },
-          'resuming the initial snapshot after the last acknowledged chunk',
+          { snapshotId, tables: work.map((w) => displayName(w.shape)) },
+          'initial snapshot planned: the tables are read while changes stream',
         );
       }
+    } else {
+      if (mode === 'initial') await planUnfinished();
+      await planAdded();
     }
     state = 'planned';
+  }
+
+  /**
+   * Rows for `names` under `snapshotId`: pending with `initial` (done when the table cannot be read),
+   * skipped with `never`; fills `work` with what is to read. Writes nothing.
+   */
+  async function planNew(snapshotId: string, names: readonly TableName[]): Promise<PlannedTable[]> {
+    const planned: PlannedTable[] = [];
+    for (const name of names) {
+      const row = (status: PlannedTable['status'], rowsEstimate: number | null): ProgressRow => ({
+        ...name,
+        snapshotId,
+        status,
+        rowsEstimate,
+        lastKey: null,
+        rowsEmitted: 0,
+      });
+      if (mode === 'never') {
+        planned.push({ ...name, status: 'skipped', rowsEstimate: null });
+        track(row('skipped', null), 'skipped');
+        const table = displayName(name);
+        logger.info(
+          { table },
+          `${table} is not snapshotted (SLUICE_SNAPSHOT=never): its existing rows are not published, only its ` +
+            `changes from now on. To publish them, run \`sluice backfill ${table}\``,
+        );
+        continue;
+      }
+      const shape = await describeTable(pool, name);
+      const usable = shape !== undefined && shape.keyColumns.length > 0;
+      if (!usable) warnUnusable(name, shape);
+      const progress = row(usable ? 'pending' : 'done', shape?.rowsEstimate ?? null);
+      planned.push({ ...name, status: progress.status, rowsEstimate: progress.rowsEstimate });
+      track(progress, usable ? 'pending' : 'skipped');
+      if (usable) work.push({ progress, shape });
+    }
+    return planned;
+  }
+
+  async function planUnfinished(): Promise<void> {
+    const unfinished = (await store.unfinished()).sort(
+      (a, b) => (order.get(displayName(a)) ?? Infinity) - (order.get(displayName(b)) ?? Infinity),
+    );
+    for (const progress of unfinished) {
+      if (!order.has(displayName(progress))) {
+        logger.info(
+          { table: displayName(progress) },
+          'unfinished snapshot of a table that is no longer captured: left as it is',
+        );
+        continue;
+      }
+      const shape = await describeTable(pool, progress);
+      if (shape === undefined || shape.keyColumns.length === 0) {
+        warnUnusable(progress, shape);
+        await store.skip(progress);
+        track(progress, 'skipped');
+        continue;
+      }
+      if (progress.lastKey !== null && !sameColumns(Object.keys(progress.lastKey), shape.keyColumns)) {
+        logger.warn(
+          { table: displayName(progress), lastKey: progress.lastKey, keyColumns: shape.keyColumns },
+          'the primary key changed since the snapshot of this table began: reading it again from the start',
+        );
+        progress.lastKey = null;
+      }
+      track(progress, progress.status === 'running' ? 'running' : 'pending');
+      work.push({ progress, shape });
+    }
+    if (work.length > 0) {
+      logger.info(
+        { tables: work.map((w) => displayName(w.shape)) },
+        'resuming the initial snapshot after the last acknowledged chunk',
+      );
+    }
+  }
+
+  /**
+   * Captured tables the slot has no row for were added to the list since it was created: with
+   * `initial` they are read now, with `never` recorded as skipped. A table removed from the list and
+   * added back keeps its row, so it is not read again (a backfill does that on demand).
+   */
+  async function planAdded(): Promise<void> {
+    const known = new Set((await store.known()).map(displayName));
+    const added = options.tables.filter((t) => !known.has(displayName(t)));
+    if (added.length === 0) return;
+    const snapshotId = newSnapshotId();
+    const before = work.length;
+    const planned = await planNew(snapshotId, added);
+    await store.add(snapshotId, planned);
+    if (mode === 'initial' && work.length > before) {
+      logger.info(
+        { snapshotId, tables: work.slice(before).map((w) => displayName(w.shape)) },
+        'tables added to SLUICE_TABLES since the slot was created: their existing rows are read while changes stream',
+      );
+    }
   }
 
   function warnUnusable(name: TableName, shape: TableShape | undefined): void {
@@ -217,7 +298,9 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
         { table },
         `snapshot skips ${table}: it has no primary key, so it cannot be read in key order while it changes; ` +
           `its changes still stream. To snapshot it, add a primary key (ALTER TABLE ${table} ADD PRIMARY KEY (...)) ` +
-          `and start again with a new slot`,
+          'and run `sluice backfill ' +
+          table +
+          '`',
       );
     }
   }
@@ -245,164 +328,42 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
   async function snapshotTable({ progress, shape }: Work, signal: AbortSignal): Promise<void> {
     const table = displayName(shape);
     const status = tables.get(table) ?? track(progress, 'pending');
-    const reader = new ChunkReader(shape);
-    await attempt(table, signal, () => store.markRunning(progress));
+    await loop.attempt(table, signal, () => store.markRunning(progress));
     if (signal.aborted) return;
-    status.state = 'running';
-    logger.info(
-      { table, rowsEstimate: progress.rowsEstimate, resumeAfter: progress.lastKey, chunkSize },
-      progress.lastKey === null ? `snapshot of ${table} started` : `snapshot of ${table} resumed`,
-    );
-    const reportProgress = (done: boolean) => {
-      const estimate = progress.rowsEstimate;
-      const fraction = estimate !== null && estimate > 0 ? Math.min(1, progress.rowsEmitted / estimate) : 0;
-      metrics.snapshotProgress(shape.schema, shape.table, done ? 1 : fraction);
-    };
-    reportProgress(false);
-    const started = Date.now();
-    let lastKey = progress.lastKey ?? undefined;
-    for (;;) {
-      if (signal.aborted) return;
-      const chunk = await attempt(table, signal, () => readChunk(reader, progress, status, lastKey, signal));
-      if (chunk === undefined) return;
-      const done = chunk.read < chunkSize;
-      await attempt(table, signal, () => store.advance(progress, chunk.lastKey ?? null, chunk.emitted, done));
-      progress.rowsEmitted += chunk.emitted;
-      status.rowsEmitted = progress.rowsEmitted;
-      if (chunk.emitted > 0) metrics.snapshotRows(shape.schema, shape.table, chunk.emitted);
-      lastKey = chunk.lastKey ?? lastKey;
-      reportProgress(done);
-      if (done) break;
-    }
-    status.state = 'done';
-    logger.info(
+    await loop.readTable(
       {
-        table,
-        rowsEmitted: progress.rowsEmitted,
+        snapshotId: progress.snapshotId,
+        shape,
+        predicate: null,
+        lastKey: progress.lastKey,
+        rowsRead: progress.rowsEmitted,
         rowsEstimate: progress.rowsEstimate,
-        ms: Date.now() - started,
+        label: `snapshot of ${table}`,
+        logFields: { table, snapshotId: progress.snapshotId },
+        save: async (lastKey, emitted, done) => {
+          await store.advance(progress, lastKey, emitted, done);
+          progress.rowsEmitted += emitted;
+          return true;
+        },
       },
-      `snapshot of ${table} finished`,
+      status,
+      signal,
     );
-  }
-
-  /**
-   * One chunk: low watermark, read, stash, high watermark, then wait until the stream emitted the
-   * reads at the high watermark and the pipeline acknowledged them. Undefined when aborted.
-   */
-  async function readChunk(
-    reader: ChunkReader,
-    progress: ProgressRow,
-    status: TableSnapshotStatus,
-    after: KeyText | undefined,
-    signal: AbortSignal,
-  ): Promise<{ read: number; emitted: number; lastKey: KeyText | undefined } | undefined> {
-    const { shape } = reader;
-    const handle = tracker.register({
-      snapshotId: progress.snapshotId,
-      schema: shape.schema,
-      table: shape.table,
-      keyColumns: shape.keyColumns,
-    });
-    try {
-      status.waitingFor = 'read';
-      await pool.query(EMIT_WATERMARK_SQL, [formatWatermark('low', handle.id)]);
-      const rows = await reader.read(pool, after, chunkSize);
-      // Nothing to emit: the low watermark (if the stream has not passed it yet) now matches no chunk.
-      if (rows.reads.length === 0) return { read: 0, emitted: 0, lastKey: undefined };
-      tracker.stash(handle.id, rows.reads, rows.invisibleXids);
-      await pool.query(EMIT_WATERMARK_SQL, [formatWatermark('high', handle.id)]);
-      status.waitingFor = 'watermark';
-      const closed = await closedOrAborted(handle, shape, signal);
-      if (closed === undefined) return undefined;
-      status.waitingFor = 'acknowledgement';
-      await source.waitAcknowledged(closed.commitLsn, signal);
-      return { read: rows.reads.length, emitted: closed.emitted, lastKey: rows.lastKey };
-    } finally {
-      status.waitingFor = null;
-      tracker.forget(handle.id);
-    }
-  }
-
-  async function closedOrAborted(
-    handle: ChunkHandle,
-    shape: TableShape,
-    signal: AbortSignal,
-  ): Promise<ChunkClosed | undefined> {
-    if (signal.aborted) return undefined;
-    let onAbort!: () => void;
-    const aborted = new Promise<undefined>((resolve) => {
-      onAbort = () => resolve(undefined);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    const warn = setInterval(() => {
-      logger.warn(
-        { table: displayName(shape), chunk: handle.id, acknowledgedLsn: formatLsn(source.acknowledgedLsn()) },
-        'snapshot chunk still waits for its high watermark to be streamed: is the source running with ' +
-          'the snapshot hooks, and is the table in the publication?',
-      );
-    }, warnAfterMs);
-    warn.unref();
-    try {
-      return await Promise.race([handle.closed, aborted]);
-    } finally {
-      clearInterval(warn);
-      signal.removeEventListener('abort', onAbort);
-    }
-  }
-
-  /** Runs `fn`, retrying with backoff while the database connection is what fails. Undefined when aborted. */
-  async function attempt<T>(
-    table: string,
-    signal: AbortSignal,
-    fn: () => Promise<T>,
-  ): Promise<T | undefined> {
-    let delay = retryDelayMs;
-    for (;;) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (signal.aborted) return undefined;
-        if (!isTransientDatabaseError(err)) {
-          throw new SnapshotError(table, err instanceof Error ? err.message : String(err), {
-            cause: err,
-            hint: 'fix the cause and restart the relay: the snapshot resumes after its last acknowledged chunk',
-          });
-        }
-        logger.warn(
-          { table, err, retryInMs: delay },
-          'snapshot chunk failed on the database connection; retrying',
-        );
-        if (!(await sleep(delay, signal))) return undefined;
-        delay = Math.min(delay * 2, 30_000);
-      }
-    }
   }
 
   return {
     hooks,
     plan,
     run,
-    status: () => ({ state, tables: [...tables.values()].map((t) => ({ ...t })) }),
+    serveBackfills: (signal, streaming) => backfills.serve(signal, streaming ?? (() => true)),
+    status: () => ({
+      state,
+      tables: [...tables.values()].map((t) => ({ ...t })),
+      backfill: backfills.status(),
+    }),
   };
 }
 
 function sameColumns(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((column) => b.includes(column));
-}
-
-/** False when aborted before the delay ran out. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -3,7 +3,8 @@ import type { TableName } from './catalog.js';
 import type { KeyText } from './chunk-reader.js';
 import { inTransaction } from './pool-client.js';
 
-export type ProgressStatus = 'pending' | 'running' | 'done';
+/** `skipped`: added while SLUICE_SNAPSHOT=never; not read, and not read later either unless backfilled. */
+export type ProgressStatus = 'pending' | 'running' | 'done' | 'skipped';
 
 /** One row of `sluice.snapshot_progress` (created by the migrations in packages/schema). */
 export interface ProgressRow extends TableName {
@@ -20,6 +21,8 @@ export interface PlannedTable extends TableName {
 }
 
 const TABLE = 'sluice.snapshot_progress';
+const INSERT_SQL = `insert into ${TABLE} (slot, schema_name, table_name, snapshot_id, status, rows_estimate, completed_at)
+  values ($1, $2, $3, $4, $5, $6, case when $5 in ('done', 'skipped') then now() end)`;
 const WHERE_ROW = 'slot = $1 and schema_name = $2 and table_name = $3 and snapshot_id = $4';
 
 /** The progress row was deleted, or another snapshot took it over, while this one was running. */
@@ -41,17 +44,40 @@ export class ProgressStore {
   async replace(snapshotId: string, tables: readonly PlannedTable[]): Promise<void> {
     await inTransaction(this.#pool, 'begin', async (client) => {
       await client.query(`delete from ${TABLE} where slot = $1`, [this.#slot]);
+      for (const t of tables)
+        await client.query(INSERT_SQL, [this.#slot, t.schema, t.table, snapshotId, t.status, t.rowsEstimate]);
+    });
+  }
+
+  /**
+   * Adds rows for tables the slot has none for (added to SLUICE_TABLES since), atomically; a row
+   * that exists meanwhile is kept as it is.
+   */
+  async add(snapshotId: string, tables: readonly PlannedTable[]): Promise<void> {
+    await inTransaction(this.#pool, 'begin', async (client) => {
       for (const t of tables) {
-        await client.query(
-          `insert into ${TABLE} (slot, schema_name, table_name, snapshot_id, status, rows_estimate, completed_at)
-           values ($1, $2, $3, $4, $5, $6, case when $5 = 'done' then now() end)`,
-          [this.#slot, t.schema, t.table, snapshotId, t.status, t.rowsEstimate],
-        );
+        await client.query(`${INSERT_SQL} on conflict do nothing`, [
+          this.#slot,
+          t.schema,
+          t.table,
+          snapshotId,
+          t.status,
+          t.rowsEstimate,
+        ]);
       }
     });
   }
 
-  /** The slot's rows that are not done, in no particular order. */
+  /** Every table the slot has a row for, whatever its state: a table without one was never planned. */
+  async known(): Promise<TableName[]> {
+    const { rows } = await this.#pool.query<{ schema_name: string; table_name: string }>(
+      `select schema_name, table_name from ${TABLE} where slot = $1`,
+      [this.#slot],
+    );
+    return rows.map((r) => ({ schema: r.schema_name, table: r.table_name }));
+  }
+
+  /** The slot's rows still to read (pending or running), in no particular order. */
   async unfinished(): Promise<ProgressRow[]> {
     const { rows } = await this.#pool.query<{
       schema_name: string;
@@ -63,7 +89,7 @@ export class ProgressStore {
       rows_estimate: string | null;
     }>(
       `select schema_name, table_name, snapshot_id, status, last_key, rows_emitted, rows_estimate
-       from ${TABLE} where slot = $1 and status <> 'done'`,
+       from ${TABLE} where slot = $1 and status in ('pending', 'running')`,
       [this.#slot],
     );
     return rows.map((r) => ({
