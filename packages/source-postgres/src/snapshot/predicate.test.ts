@@ -29,7 +29,7 @@ describe('checkPredicateText', () => {
   it('refuses what could end the where clause, the statement or the rest of the query', () => {
     // Balanced overall, yet it would close the relay's `where (` and open a second group.
     expect(rejection('id > 1) or (true')).toMatch(/closes a parenthesis it did not open/);
-    expect(rejection('id > 1); drop table orders; --')).toMatch(/";"/);
+    expect(rejection('id > 1; drop table orders')).toMatch(/";"/);
     expect(rejection('true) union all (select 1')).toMatch(/closes a parenthesis|subquery/);
     expect(rejection('id > 1)')).toMatch(/closes a parenthesis it did not open \(at character 7\)/);
     expect(rejection('(id > 1')).toMatch(/leaves a parenthesis open/);
