@@ -14,6 +14,7 @@ import {
   type IncrementalSnapshot,
   type IncrementalSnapshotOptions,
   type PostgresSource,
+  readEventId,
   replicationSlotExists,
   SnapshotPlanError,
 } from '@sluice/source-postgres';
@@ -222,6 +223,7 @@ describe('snapshot plan', () => {
     expect(warning?.msg).toMatch(/public\.plan_nokey.*no primary key.*add a primary key/is);
     expect(snapshot.status()).toEqual({
       state: 'planned',
+      backfill: null,
       tables: [
         {
           schema: 'public',
@@ -303,6 +305,116 @@ describe('snapshot plan', () => {
   });
 });
 
+describe('snapshot plan of tables added later', () => {
+  const progressOf = (slot: string) =>
+    server.query<{ table_name: string; status: string; snapshot_id: string }>(
+      `select table_name, status, snapshot_id from sluice.snapshot_progress where slot = $1 order by table_name`,
+      [slot],
+    );
+
+  it('on an existing slot plans the tables added since, and never again a table removed and added back', async () => {
+    await pool.query('create table public.added_a (id int primary key)');
+    await pool.query('create table public.added_b (id int primary key)');
+    await pool.query('insert into public.added_b select generate_series(1, 300)');
+    await pool.query('analyze public.added_b');
+    await pool.query(`insert into sluice.snapshot_progress (slot, schema_name, table_name, snapshot_id, status)
+      values ('added_slot', 'public', 'added_a', 'added_slot-first', 'done')`);
+    const both = ['added_a', 'added_b'].map((table) => ({ schema: 'public', table }));
+    const logger = recordingLogger();
+    const snapshot = createIncrementalSnapshot({
+      pool,
+      slot: 'added_slot',
+      tables: both,
+      logger,
+      source: neverAcknowledged,
+    });
+    await snapshot.plan(false);
+
+    expect(snapshot.status().tables).toEqual([
+      {
+        schema: 'public',
+        table: 'added_b',
+        state: 'pending',
+        rowsEmitted: 0,
+        rowsEstimate: 300,
+        waitingFor: null,
+      },
+    ]);
+    const [a, b] = await progressOf('added_slot');
+    expect(a).toEqual({ table_name: 'added_a', status: 'done', snapshot_id: 'added_slot-first' });
+    expect(b).toMatchObject({ table_name: 'added_b', status: 'pending' });
+    expect(b!.snapshot_id).toMatch(/^added_slot-/);
+    expect(b!.snapshot_id).not.toBe('added_slot-first');
+    expect(logger.lines.some((l) => /added to SLUICE_TABLES/.test(l.msg))).toBe(true);
+
+    // public.added_a leaves the list and comes back: its row is still there, so it is not read again.
+    await createIncrementalSnapshot({
+      pool,
+      slot: 'added_slot',
+      tables: [both[1]!],
+      source: neverAcknowledged,
+    }).plan(false);
+    const again = createIncrementalSnapshot({
+      pool,
+      slot: 'added_slot',
+      tables: both,
+      source: neverAcknowledged,
+    });
+    await again.plan(false);
+    expect(again.status().tables.map((t) => t.table)).toEqual(['added_b']);
+    expect((await progressOf('added_slot')).map((r) => r.status)).toEqual(['done', 'pending']);
+  });
+
+  it('with SLUICE_SNAPSHOT=never records an added table as skipped, says so once, and does not read it when switched to initial', async () => {
+    await pool.query('create table public.never_a (id int primary key)');
+    const tables = [{ schema: 'public', table: 'never_a' }];
+    const logger = recordingLogger();
+    const options = {
+      pool,
+      slot: 'never_slot',
+      tables,
+      logger,
+      source: neverAcknowledged,
+      mode: 'never' as const,
+    };
+    const snapshot = createIncrementalSnapshot(options);
+    await snapshot.plan(false);
+    expect(snapshot.status().tables).toEqual([
+      {
+        schema: 'public',
+        table: 'never_a',
+        state: 'skipped',
+        rowsEmitted: 0,
+        rowsEstimate: null,
+        waitingFor: null,
+      },
+    ]);
+    expect((await progressOf('never_slot')).map((r) => r.status)).toEqual(['skipped']);
+    const said = () => logger.lines.filter((l) => l.msg.includes('public.never_a'));
+    expect(said()).toHaveLength(1);
+    expect(said()[0]!.msg).toMatch(/SLUICE_SNAPSHOT=never.*sluice backfill public\.never_a/);
+
+    await createIncrementalSnapshot(options).plan(false);
+    expect(said()).toHaveLength(1);
+    const initial = createIncrementalSnapshot({ ...options, mode: 'initial' });
+    await initial.plan(false);
+    expect(initial.status().tables).toEqual([]);
+  });
+
+  it('with SLUICE_SNAPSHOT=never and a new slot records every table as skipped', async () => {
+    await pool.query('create table public.never_new (id int primary key)');
+    const snapshot = createIncrementalSnapshot({
+      pool,
+      slot: 'never_new_slot',
+      tables: [{ schema: 'public', table: 'never_new' }],
+      source: neverAcknowledged,
+      mode: 'never',
+    });
+    await snapshot.plan(true);
+    expect((await progressOf('never_new_slot')).map((r) => r.status)).toEqual(['skipped']);
+  });
+});
+
 const ROWS = 5000;
 const CHUNK = 250;
 
@@ -322,8 +434,15 @@ class Collector implements SourceOutput<bigint> {
 
   constructor(public source: PostgresSource | undefined = undefined) {}
 
+  /** Events dropped because their id was already kept, as JetStream drops them. */
+  readonly duplicates: (ChangeEvent & { run: number })[] = [];
+
   async push(event: RelayEvent): Promise<void> {
-    if (event.kind !== 'change' || this.#ids.has(event.id)) return;
+    if (event.kind !== 'change') return;
+    if (this.#ids.has(event.id)) {
+      this.duplicates.push({ ...event, run: this.run });
+      return;
+    }
     this.#ids.add(event.id);
     this.events.push({ ...event, run: this.run });
     if (this.#stallWhen?.(event)) {
@@ -532,11 +651,19 @@ async function tableRows(table: string): Promise<Map<number, Row>> {
   return new Map(rows.map((r) => [r.id, r]));
 }
 
-function expectReadIdsTiedToWatermarks(slot: string, reads: ChangeEvent[]): void {
+function expectReadIdsPerSnapshotAndRow(slot: string, reads: ChangeEvent[]): void {
   for (const read of reads) {
-    expect(read.id).toBe(`${slot}:${read.source.commitLsn}:${read.source.seq}`);
+    const snapshot = read.source.snapshot!;
+    expect(snapshot).toMatch(new RegExp(`^${slot}-`));
+    expect(read.id).toBe(
+      readEventId(slot, snapshot, {
+        schema: read.schema,
+        table: read.table,
+        key: read.key!,
+        after: read.after!,
+      }),
+    );
     expect(read.source.lsn).toBe(read.source.commitLsn);
-    expect(read.source.snapshot).toMatch(new RegExp(`^${slot}-`));
   }
 }
 
@@ -575,7 +702,7 @@ describe('incremental snapshot while the table changes', () => {
     for (let id = 1; id <= ROWS; id++) {
       if (!writer.touched.has(id)) expect(readsPerKey.get(id), `reads of untouched key ${id}`).toBe(1);
     }
-    expectReadIdsTiedToWatermarks('snap_clean', collector.reads());
+    expectReadIdsPerSnapshotAndRow('snap_clean', collector.reads());
 
     const [progress] = await server.query<{ status: string; emitted: number }>(
       `select status, rows_emitted::int as emitted from sluice.snapshot_progress
@@ -589,7 +716,7 @@ describe('incremental snapshot while the table changes', () => {
     expect(progressMetric).toEqual([...progressMetric].sort((a, b) => a - b));
   });
 
-  it('still covers every row after a crash in the middle of a chunk, under new read ids', async () => {
+  it('still covers every row after a crash in the middle of a chunk; the chunk read again repeats the ids of the reads already stored', async () => {
     await createAccounts('crashy');
     const collector = new Collector();
     const writer = startWriter('snap_crash', 'crashy', 11);
@@ -629,9 +756,21 @@ describe('incremental snapshot while the table changes', () => {
     expect(rebuilt).toEqual(await tableRows('crashy'));
     const secondRunReads = collector.reads(2);
     expect(secondRunReads.length).toBeGreaterThan(0);
-    expectReadIdsTiedToWatermarks('snap_crash', [...firstRunReads, ...secondRunReads]);
+    expectReadIdsPerSnapshotAndRow('snap_crash', [...firstRunReads, ...secondRunReads]);
+    // The stalled chunk was read again under the same snapshot: the rows whose reads were stored
+    // before the crash (and did not change since) came again with the same ids and were dropped.
     const firstIds = new Set(firstRunReads.map((r) => r.id));
-    expect(secondRunReads.filter((r) => firstIds.has(r.id))).toEqual([]);
+    const repeated = collector.duplicates.filter((d) => d.op === 'read' && d.run === 2);
+    expect(repeated.length).toBeGreaterThan(0);
+    expect(repeated.every((d) => firstIds.has(d.id) && stalledKeys.includes(d.key?.['id'] as number))).toBe(
+      true,
+    );
+    expect(new Set(repeated.map((d) => d.source.snapshot))).toEqual(
+      new Set([firstRunReads[0]!.source.snapshot]),
+    );
+    // No row has two reads in the stream.
+    const readKeys = collector.reads().map((r) => r.key?.['id'] as number);
+    expect(new Set(readKeys).size).toBe(readKeys.length);
     const lastFirstRunLsn = firstRunReads.map((r) => r.source.commitLsn).at(-1)!;
     expect(secondRunReads.map((r) => r.source.commitLsn)).not.toContain(lastFirstRunLsn);
     // The second run resumed after the last acknowledged chunk instead of starting over.
