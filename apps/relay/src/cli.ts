@@ -33,6 +33,10 @@ export async function main(argv: string[]): Promise<number> {
       const { runRelay } = await import('./run.js');
       return runRelay(process.env, rest);
     }
+    case 'backfill': {
+      const { runBackfill } = await import('./backfill.js');
+      return runBackfill(process.env, rest);
+    }
     case 'migrate': {
       const { runMigrate } = await import('./migrate.js');
       return runMigrate(process.env, rest);

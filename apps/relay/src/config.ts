@@ -252,6 +252,7 @@ const schema = z
     streamReplicas: integer(1, 5),
     duplicateWindow: durationMs({ min: 1000 }),
     snapshot: oneOf(['initial', 'never']),
+    snapshotChunkSize: integer(1, 100_000),
     sink: oneOf(['nats', 'stdout']),
     httpPort: integer(0, 65535),
     httpHost: z.string().min(1),

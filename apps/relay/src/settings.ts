@@ -148,7 +148,16 @@ export const SETTINGS = [
     env: 'SLUICE_SNAPSHOT',
     flag: '--snapshot',
     default: 'initial',
-    description: 'initial: emit existing rows as read events when the slot is new; never: stream only.',
+    description:
+      'initial: emit existing rows as read events for every table not snapshotted yet for the slot (all tables of a new slot, tables added later on the next start); never: stream only (sluice backfill reads on demand).',
+  },
+  {
+    key: 'snapshotChunkSize',
+    env: 'SLUICE_SNAPSHOT_CHUNK_SIZE',
+    flag: '--snapshot-chunk-size',
+    default: '1024',
+    description:
+      'Rows per chunk of the snapshot and of backfills: each chunk is read between two watermarks.',
   },
   {
     key: 'sink',

@@ -10,26 +10,27 @@ import { lazyPipeline, type ModeContext } from './mode.js';
 import { retryRetriable } from './retry.js';
 
 /**
- * `SLUICE_MODE=stream`: logical replication (slot, publication, optional initial snapshot); row
- * changes of SLUICE_TABLES and outbox events merged in commit order. Resolves once stopped.
+ * `SLUICE_MODE=stream`: logical replication (slot, publication, optional initial snapshot, backfill
+ * requests); row changes of SLUICE_TABLES and outbox events merged in commit order. Resolves once stopped.
  */
 export async function runStreamMode(ctx: ModeContext): Promise<void> {
   const { config, logger, metrics, pool, signal, failWith } = ctx;
   let source: PostgresSource | undefined;
-  const snapshot =
-    config.snapshot === 'initial' && config.tables.length > 0
-      ? createIncrementalSnapshot({
-          pool,
-          slot: config.slot,
-          tables: config.tables,
-          logger,
-          metrics,
-          source: {
-            acknowledgedLsn: () => source?.acknowledgedLsn() ?? 0n,
-            waitAcknowledged: (lsn, s) => (source as PostgresSource).waitAcknowledged(lsn, s),
-          },
-        })
-      : undefined;
+  // Always there: besides the initial snapshot it plans tables added later and serves backfills.
+  const snapshot = createIncrementalSnapshot({
+    pool,
+    slot: config.slot,
+    tables: config.tables,
+    mode: config.snapshot,
+    chunkSize: config.snapshotChunkSize,
+    logger,
+    metrics,
+    source: {
+      acknowledgedLsn: () => source?.acknowledgedLsn() ?? 0n,
+      waitAcknowledged: (lsn, s) => (source as PostgresSource).waitAcknowledged(lsn, s),
+    },
+  });
+  const hasTables = config.tables.length > 0;
   const pipeline = lazyPipeline<bigint>(ctx, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
   source = createPostgresSource({
     connectionString: config.databaseUrl,
@@ -37,7 +38,7 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
     publication: config.publication,
     tables: config.tables,
     snapshot: config.snapshot,
-    ...(snapshot ? { snapshotHooks: snapshot.hooks } : {}),
+    snapshotHooks: snapshot.hooks,
     outboxHooks: createOutboxHooks({
       table: config.outboxTable,
       columns: config.outboxColumns.event,
@@ -53,7 +54,7 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
   ctx.setSourceStatus(() => src.status());
 
   let plannedForNewSlot = false;
-  if (snapshot) {
+  if (hasTables && config.snapshot === 'initial') {
     // Plan before the slot exists: a crash between creating the slot and planning would
     // otherwise leave a slot that never gets its snapshot.
     const planIfNew = async () => {
@@ -73,8 +74,8 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
     signal,
     onRetry: () => metrics.reconnect('postgres'),
   });
-  if (snapshot) {
-    // Already planned above for a new slot: this call only resumes what is pending.
+  if (hasTables) {
+    // Already planned above for a new slot: this call resumes what is pending and plans added tables.
     const isNew = src.isNewSlot && !plannedForNewSlot;
     await retryRetriable('planning the initial snapshot', () => snapshot.plan(isNew), {
       logger,
@@ -83,7 +84,12 @@ export async function runStreamMode(ctx: ModeContext): Promise<void> {
   }
 
   const running = pipeline.create(src);
-  const runs = [src.run(running.output, signal).catch(failWith), snapshot?.run(signal).catch(failWith)];
+  // Backfill requests wait for the initial snapshot, and for this relay to stream from the slot.
+  const snapshotting = async () => {
+    if (hasTables) await snapshot.run(signal);
+    await snapshot.serveBackfills(signal, () => src.status().ready);
+  };
+  const runs = [src.run(running.output, signal).catch(failWith), snapshotting().catch(failWith)];
   logger.info({ slot: config.slot, publication: config.publication }, 'replication source started');
   await Promise.all(runs);
   running.close();

@@ -168,6 +168,15 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
     try {
       await planTables(isNewSlot);
     } catch (err) {
+      if (mode === 'never' && (err as { code?: unknown } | null)?.code === '42P01') {
+        // Streaming alone needs none of Sluice's tables: say what is missing and go on.
+        logger.warn(
+          { err },
+          "sluice.snapshot_progress does not exist: the relay cannot record which tables it did not snapshot, nor serve backfills; apply Sluice's migrations (`sluice migrate`)",
+        );
+        state = 'planned';
+        return;
+      }
       throw planError(slot, err);
     }
   }
