@@ -75,6 +75,7 @@ export function parseBackfillArgs(argv: readonly string[]): BackfillArgs {
       tables.push({ schema: parts[0]!, table: parts[1]! });
     }
   }
+  if (where !== null && tables.length === 0) throw usageError('--where goes with the tables it limits');
   const actions = [tables.length > 0, list, cancel !== null].filter(Boolean).length;
   if (actions !== 1) {
     throw usageError(
@@ -83,7 +84,6 @@ export function parseBackfillArgs(argv: readonly string[]): BackfillArgs {
         : 'tables, --list and --cancel go alone',
     );
   }
-  if (where !== null && tables.length === 0) throw usageError('--where goes with the tables it limits');
   let cancelId: number | null = null;
   if (cancel !== null) {
     cancelId = Number(cancel);
