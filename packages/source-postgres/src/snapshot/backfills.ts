@@ -92,7 +92,14 @@ export class BackfillRunner {
         await sleep(pollIntervalMs, signal);
         continue;
       }
-      await this.#serveOne(request, signal);
+      try {
+        await this.#serveOne(request, signal);
+      } catch (err) {
+        // Not even the request's own rows could be written (privileges?): the stream goes on regardless.
+        if (signal.aborted) return;
+        logger.error({ err, backfill: request.id }, `backfill ${request.id} could not be served; retrying`);
+        await sleep(pollIntervalMs * 5, signal);
+      }
     }
   }
 
