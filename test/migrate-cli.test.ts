@@ -89,7 +89,13 @@ describe('sluice migrate', () => {
       const tables = await client.query<{ t: string }>(
         "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'sluice' ORDER BY 1",
       );
-      expect(tables.rows.map((r) => r.t)).toEqual(['__drizzle_migrations', 'outbox', 'snapshot_progress']);
+      expect(tables.rows.map((r) => r.t)).toEqual([
+        '__drizzle_migrations',
+        'backfill',
+        'backfill_table',
+        'outbox',
+        'snapshot_progress',
+      ]);
       const journal = JSON.parse(readFileSync(`${migrationsFolder}/meta/_journal.json`, 'utf8')) as {
         entries: unknown[];
       };

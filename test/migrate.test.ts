@@ -55,8 +55,14 @@ describe('migrate', () => {
 
     const result = await migrate(pool);
 
-    expect(result).toEqual({ applied: ['0000_init', '0001_poll_mode'] });
-    expect(await tablesIn(pool, 'sluice')).toEqual(['__drizzle_migrations', 'outbox', 'snapshot_progress']);
+    expect(result).toEqual({ applied: ['0000_init', '0001_poll_mode', '0002_backfill'] });
+    expect(await tablesIn(pool, 'sluice')).toEqual([
+      '__drizzle_migrations',
+      'backfill',
+      'backfill_table',
+      'outbox',
+      'snapshot_progress',
+    ]);
     expect(await tablesIn(pool, 'public')).toEqual([]);
     expect(await tablesIn(pool, 'drizzle')).toEqual([]);
   });
@@ -120,17 +126,17 @@ describe('migrate', () => {
 
     expect(results.map((r) => r.applied).sort((a, b) => a.length - b.length)).toEqual([
       [],
-      ['0000_init', '0001_poll_mode'],
+      ['0000_init', '0001_poll_mode', '0002_backfill'],
     ]);
     const { rows } = await holder.query('SELECT count(*)::int AS n FROM sluice.__drizzle_migrations');
-    expect(rows).toEqual([{ n: 2 }]);
+    expect(rows).toEqual([{ n: 3 }]);
   });
 
   it('migrates on a connected client as well as a pool, and is a no-op the second time', async () => {
     const client = new pg.Client({ connectionString: server.url(await freshDatabase()) });
     await client.connect();
     try {
-      expect(await migrate(client)).toEqual({ applied: ['0000_init', '0001_poll_mode'] });
+      expect(await migrate(client)).toEqual({ applied: ['0000_init', '0001_poll_mode', '0002_backfill'] });
       expect(await migrate(client)).toEqual({ applied: [] });
       const { rows } = await client.query(
         "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'",
@@ -191,7 +197,13 @@ describe('migrationSql', () => {
 
     await pool.query(migrationSql());
 
-    expect(await tablesIn(pool, 'sluice')).toEqual(['__drizzle_migrations', 'outbox', 'snapshot_progress']);
+    expect(await tablesIn(pool, 'sluice')).toEqual([
+      '__drizzle_migrations',
+      'backfill',
+      'backfill_table',
+      'outbox',
+      'snapshot_progress',
+    ]);
     expect(await migrate(pool)).toEqual({ applied: [] });
   });
 });

@@ -129,9 +129,7 @@ export async function runBackfill(env: NodeJS.ProcessEnv, argv: string[]): Promi
           outboxTable: config.outboxTable,
         });
         const id = await store.create(args.tables, args.where);
-        const tables = checked
-          .map((t) => `${t.schema}.${t.table}${t.rowsEstimate === null ? '' : ` (~${t.rowsEstimate} rows)`}`)
-          .join(', ');
+        const tables = checked.map((t) => `${t.schema}.${t.table} (~${t.rowsEstimate} rows)`).join(', ');
         out(`backfill ${id} requested: ${tables}${args.where === null ? '' : ` where ${args.where}`}`);
         out(
           `The relay streaming from slot "${config.slot}" reads it within seconds (or the next relay to start), ` +

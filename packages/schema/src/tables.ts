@@ -85,7 +85,7 @@ export const snapshotProgress = sluice.table(
     /** Primary key of the last row of the last acknowledged chunk; null before the first chunk. */
     lastKey: jsonb('last_key'),
     rowsEmitted: bigint('rows_emitted', { mode: 'number' }).notNull().default(0),
-    /** `pg_class.reltuples` when the table started: a progress estimate, not a count. */
+    /** The planner's estimate of the table's rows when it was planned: a progress total, not a count. */
     rowsEstimate: bigint('rows_estimate', { mode: 'number' }),
     startedAt: timestamp('started_at', { withTimezone: true }),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),

@@ -1,7 +1,7 @@
 import { SluiceError } from '@sluice/core';
 import type { Pool } from 'pg';
 import { describeTable, displayName, replicationSlotExists, type TableName } from './catalog.js';
-import { checkPredicate, PredicateError } from './predicate.js';
+import { checkPredicate, PredicateError, plannedRows } from './predicate.js';
 
 /** A backfill request that cannot be served as asked; nothing was recorded. */
 export class BackfillRequestError extends SluiceError {
@@ -18,8 +18,8 @@ export interface BackfillRequestSpec {
 }
 
 export interface CheckedTable extends TableName {
-  /** What the table holds, or the predicate keeps, by the planner's estimate; null while never analysed. */
-  rowsEstimate: number | null;
+  /** What the table holds, or the predicate keeps, by the planner's estimate. */
+  rowsEstimate: number;
 }
 
 /**
@@ -92,7 +92,7 @@ export async function checkBackfillRequest(pool: Pool, spec: BackfillRequestSpec
       continue;
     }
     if (spec.predicate === null) {
-      checked.push({ ...name, rowsEstimate: shape.rowsEstimate });
+      checked.push({ ...name, rowsEstimate: await plannedRows(pool, name) });
       continue;
     }
     try {

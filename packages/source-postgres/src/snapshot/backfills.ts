@@ -9,7 +9,7 @@ import {
 import { describeTable, displayName, type TableName, type TableShape } from './catalog.js';
 import { type ChunkLoop, sleep, type TableSnapshotStatus } from './chunk-loop.js';
 import { isTransientDatabaseError } from './errors.js';
-import { checkPredicate, PredicateError } from './predicate.js';
+import { checkPredicate, PredicateError, plannedRows } from './predicate.js';
 
 /** The request being worked on, for status(). */
 export interface BackfillStatus {
@@ -221,7 +221,7 @@ export class BackfillRunner {
     if (shape.keyColumns.length === 0) {
       throw new Unreadable(`${table} has no primary key, so it cannot be read in key order while it changes`);
     }
-    if (predicate === null) return { shape, rowsEstimate: shape.rowsEstimate };
+    if (predicate === null) return { shape, rowsEstimate: await plannedRows(this.#o.pool, row) };
     try {
       const plan = await checkPredicate(this.#o.pool, row, predicate);
       return { shape, rowsEstimate: plan.estimatedRows };

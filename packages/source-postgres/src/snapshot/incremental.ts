@@ -13,6 +13,7 @@ import {
 import { ChunkTracker } from './chunk-tracker.js';
 import type { SnapshotHooks } from './contract.js';
 import { planError } from './errors.js';
+import { plannedRows } from './predicate.js';
 import { type PlannedTable, type ProgressRow, ProgressStore } from './progress.js';
 import { readEventId } from './read-ids.js';
 
@@ -232,7 +233,7 @@ export function createIncrementalSnapshot(options: IncrementalSnapshotOptions): 
       const shape = await describeTable(pool, name);
       const usable = shape !== undefined && shape.keyColumns.length > 0;
       if (!usable) warnUnusable(name, shape);
-      const progress = row(usable ? 'pending' : 'done', shape?.rowsEstimate ?? null);
+      const progress = row(usable ? 'pending' : 'done', usable ? await plannedRows(pool, name) : null);
       planned.push({ ...name, status: progress.status, rowsEstimate: progress.rowsEstimate });
       track(progress, usable ? 'pending' : 'skipped');
       if (usable) work.push({ progress, shape });

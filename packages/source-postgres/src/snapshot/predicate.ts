@@ -155,6 +155,18 @@ export async function checkPredicate(
   });
 }
 
+/**
+ * The planner's estimate of the table's rows: the progress total of a read without a predicate.
+ * Better than `pg_class.reltuples`, which is unknown (-1) until the table is first analysed, is
+ * scaled to the table's current size, and covers a partitioned table's partitions.
+ */
+export async function plannedRows(pool: Pool, table: TableName): Promise<number> {
+  const result = await pool.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(
+    `explain (format json) select 1 from ${qualifiedName(table)}`,
+  );
+  return Math.max(0, Math.round(result.rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0));
+}
+
 /** What in the plan reads something else than the table, or undefined. */
 function foreignPart(node: PlanNode, allowed: ReadonlySet<string>): string | undefined {
   if (node['Subplan Name'] !== undefined || /^(SubPlan|InitPlan)$/.test(node['Parent Relationship'] ?? '')) {
