@@ -201,6 +201,20 @@ async function requestState(id: number): Promise<string | undefined> {
   return rows[0]?.state;
 }
 
+/** Waits until the relay's snapshot of `table` (initial, or of a table added later) is done. */
+async function snapshotDone(env: Env, table: string): Promise<void> {
+  await waitFor(
+    async () =>
+      (
+        await pool.query(
+          `select 1 from sluice.snapshot_progress where slot = $1 and table_name = $2 and status = 'done'`,
+          [env.SLUICE_SLOT, table],
+        )
+      ).rowCount === 1,
+    { timeoutMs: 90_000, intervalMs: 250, message: `the snapshot of public.${table} to finish` },
+  );
+}
+
 describe('a table added to SLUICE_TABLES later', () => {
   it('is snapshotted on the next start while writes to both tables go on: every row of it arrives once as a read, and the stream ends equal to both tables', async () => {
     await createTable('added_a', 2000);
@@ -219,16 +233,7 @@ describe('a table added to SLUICE_TABLES later', () => {
       ],
       3,
     );
-    await waitFor(
-      async () =>
-        (
-          await pool.query(
-            `select 1 from sluice.snapshot_progress where slot = $1 and table_name = 'added_a' and status = 'done'`,
-            [env.SLUICE_SLOT],
-          )
-        ).rowCount === 1,
-      { timeoutMs: 60_000, message: 'the snapshot of public.added_a to finish' },
-    );
+    await snapshotDone(env, 'added_a');
     await relay.kill('SIGTERM');
     expect((await relay.exited).code).toBe(0);
     // public.added_b was written to all along, but is captured only from this start on.
@@ -236,16 +241,7 @@ describe('a table added to SLUICE_TABLES later', () => {
 
     relay = startRelay({ ...env, SLUICE_TABLES: 'public.added_a,public.added_b,public.added_marker' });
     await relay.waitForLog(/added to SLUICE_TABLES since the slot was created/, 60_000);
-    await waitFor(
-      async () =>
-        (
-          await pool.query(
-            `select 1 from sluice.snapshot_progress where slot = $1 and table_name = 'added_b' and status = 'done'`,
-            [env.SLUICE_SLOT],
-          )
-        ).rowCount === 1,
-      { timeoutMs: 90_000, intervalMs: 250, message: 'the snapshot of public.added_b to finish' },
-    );
+    await snapshotDone(env, 'added_b');
     await writer.stop();
     await drain(env, 'added_marker', 1);
     await relay.kill('SIGTERM');
