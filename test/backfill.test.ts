@@ -5,7 +5,14 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import {
+  freePort,
+  type NatsServer,
+  type PostgresServer,
+  startNats,
+  startPostgres,
+  waitFor,
+} from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
@@ -342,12 +349,16 @@ describe('sluice backfill', () => {
         SLUICE_TABLES: 'public.bf_where,public.bf_cancel,public.bf_marker',
         SLUICE_SNAPSHOT: 'never',
         SLUICE_SNAPSHOT_CHUNK_SIZE: '100',
+        SLUICE_HTTP_PORT: String(await freePort()),
+        SLUICE_HTTP_HOST: '127.0.0.1',
       });
       relay = startRelay(env);
       await streaming(relay);
     });
 
-    it('--where limits the rows read, and --list shows the request done with its progress', async () => {
+    it('runs requests one after another; a second backfill of a table publishes its reads again under new ids; --where limits the rows; progress in --list, the log and the metrics', async () => {
+      // Two requests at once: the whole table, then the rows a condition keeps.
+      const whole = await requestBackfill(env, ['public.bf_where']);
       const id = await requestBackfill(env, [
         'public.bf_where',
         '--where',
@@ -358,17 +369,57 @@ describe('sluice backfill', () => {
         message: `backfill ${id} to finish`,
       });
       await drain(env, 'bf_marker', 1);
-      const ids = readsOf(await readStream(nats.url, env.SLUICE_STREAM), 'bf_where')
-        .map((m) => (m.json() as unknown as Envelope).key.id)
-        .sort((a, b) => a - b);
-      expect(ids).toEqual(Array.from({ length: 100 }, (_, i) => (i + 1) * 10));
+      const { rows: times } = await pool.query<{ id: string; started_at: Date; finished_at: Date }>(
+        'select id, started_at, finished_at from sluice.backfill where id in ($1, $2) order by id',
+        [whole, id],
+      );
+      expect(times[0]!.finished_at.getTime()).toBeLessThanOrEqual(times[1]!.started_at.getTime());
+
+      const reads = readsOf(await readStream(nats.url, env.SLUICE_STREAM), 'bf_where');
+      const bySnapshot = (request: number) =>
+        reads.filter((m) => (m.json() as unknown as Envelope).source.snapshot?.includes(`-b${request}-`));
+      expect(bySnapshot(whole)).toHaveLength(1000);
+      const limited = bySnapshot(id);
+      expect(limited.map((m) => (m.json() as unknown as Envelope).key.id).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 100 }, (_, i) => (i + 1) * 10),
+      );
+      expect(reads).toHaveLength(1100);
+      // Every read of the second request comes after every read of the first, under other ids.
+      expect(Math.min(...limited.map((m) => m.seq))).toBeGreaterThan(
+        Math.max(...bySnapshot(whole).map((m) => m.seq)),
+      );
+      const wholeIds = new Set(bySnapshot(whole).map((m) => m.headers['Nats-Msg-Id']));
+      expect(limited.filter((m) => wholeIds.has(m.headers['Nats-Msg-Id']!))).toEqual([]);
 
       const list = await backfill(env, ['--list']);
       expect(list.code).toBe(0);
       expect(list.stdout).toMatch(
-        new RegExp(`#${id}  done  requested .* where id % 10 = 0 and note is not null`),
+        new RegExp(
+          `#${whole}  done  requested .*\\n {4}public\\.bf_where\\s+done\\s+1000 of ~\\d+ rows \\(100%\\)`,
+        ),
       );
-      expect(list.stdout).toMatch(/public\.bf_where\s+done\s+100 of ~\d+ rows \(100%\), \d+ rows\/s/);
+      expect(list.stdout).toMatch(
+        new RegExp(
+          `#${id}  done  requested .* where id % 10 = 0 and note is not null\\n {4}public\\.bf_where\\s+done\\s+100 of ~\\d+ rows \\(100%\\), \\d+ rows/s`,
+        ),
+      );
+      await relay.waitForLog(
+        new RegExp(
+          `"msg":"backfill ${id} of public.bf_where finished: 100 of ~\\d+ rows \\(100%\\), \\d+ rows/s"`,
+        ),
+      );
+      // Request counts are refreshed at the relay's next look for requests, within a second.
+      const metrics = await waitFor(
+        async () => {
+          const text = await (await fetch(`http://127.0.0.1:${env.SLUICE_HTTP_PORT}/metrics`)).text();
+          return /^sluice_backfill_requests\{state="running"\} 0$/m.test(text) && text;
+        },
+        { message: 'sluice_backfill_requests to show nothing running' },
+      );
+      expect(metrics).toMatch(/^sluice_snapshot_rows_total\{schema="public",table="bf_where"\} 1100$/m);
+      expect(metrics).toMatch(/^sluice_snapshot_rows_estimate\{schema="public",table="bf_where"\} \d+$/m);
+      expect(metrics).toMatch(/^sluice_snapshot_progress_ratio\{schema="public",table="bf_where"\} 1$/m);
+      expect(metrics).toMatch(/^sluice_backfill_requests\{state="pending"\} 0$/m);
     });
 
     it('refuses a --where that is not a condition on the table, saying why, and records nothing', async () => {
