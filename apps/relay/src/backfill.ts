@@ -1,4 +1,4 @@
-import { ConfigError } from '@sluice/core';
+import { ConfigError, PermanentError } from '@sluice/core';
 import {
   type BackfillRequest,
   BackfillRequestError,
@@ -162,7 +162,19 @@ export async function runBackfill(env: NodeJS.ProcessEnv, argv: string[]): Promi
       }
     }
   } catch (err) {
-    printFatal(classifyPostgresError(err, 'sluice backfill'));
+    const classified = classifyPostgresError(err, 'sluice backfill');
+    // The command does not retry: say so rather than the relay's "retrying".
+    printFatal(
+      classified.retriable
+        ? new PermanentError(
+            `sluice backfill: cannot reach Postgres: ${classified.cause instanceof Error ? classified.cause.message : classified.message}`,
+            {
+              cause: err,
+              hint: 'check that Postgres is running and reachable at the connection string (SLUICE_DATABASE_URL), then run the command again',
+            },
+          )
+        : classified,
+    );
     return err instanceof ConfigError || err instanceof BackfillRequestError ? 2 : 1;
   } finally {
     await pool?.end();
