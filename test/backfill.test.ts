@@ -282,7 +282,7 @@ describe('a table added to SLUICE_TABLES later', () => {
 });
 
 describe('sluice backfill', () => {
-  it('of a 50k-row table under concurrent updates and deletes, with the relay SIGKILLed twice: the stream ends equal to the table, no read stored twice, none older than a change of its key', async () => {
+  it('of a 50k-row table under concurrent updates and deletes, with the relay SIGKILLed twice (restart, then failover to a standby): the stream ends equal to the table, no read stored twice, none older than a change of its key', async () => {
     const ROWS = 50_000;
     await createTable('bf_kill', ROWS);
     await createTable('bf_kill_marker', 0);
@@ -295,16 +295,30 @@ describe('sluice backfill', () => {
     const writer = startWriter([{ name: 'bf_kill', rows: ROWS }], 17, false);
     const id = await requestBackfill(env, ['public.bf_kill']);
 
-    for (const atLeast of [8_000, 25_000]) {
-      await waitFor(async () => (await backfillTable(id)).rows_read >= atLeast, {
+    const passes = (atLeast: number) =>
+      waitFor(async () => (await backfillTable(id)).rows_read >= atLeast, {
         timeoutMs: 90_000,
         intervalMs: 50,
         message: `backfill ${id} to pass ${atLeast} rows`,
       });
-      await relay.kill('SIGKILL');
-      relay = startRelay(env);
-      await relay.waitForLog(new RegExp(`backfill ${id} resumed after its last acknowledged chunk`), 60_000);
-    }
+    const resumed = new RegExp(`"msg":"backfill ${id} resumed after its last acknowledged chunk"`);
+    // First crash: a relay restarted in its place resumes the request. A second relay starts beside
+    // it as a standby: it waits for the slot and leaves the request alone.
+    await passes(8_000);
+    await relay.kill('SIGKILL');
+    const [first, second] = [startRelay(env), startRelay(env)];
+    const active = await Promise.any([
+      first.waitForLog(resumed, 60_000).then(() => first),
+      second.waitForLog(resumed, 60_000).then(() => second),
+    ]);
+    const standby = active === first ? second : first;
+    await standby.waitForLog(/is held by/, 60_000);
+    // Second crash: the standby takes the slot over and resumes the request (failover).
+    await passes(25_000);
+    expect(standby.lines.filter((l) => l.includes(`backfill ${id}`))).toEqual([]);
+    await active.kill('SIGKILL');
+    relay = standby;
+    await relay.waitForLog(resumed, 60_000);
     await waitFor(async () => (await requestState(id)) === 'done', {
       timeoutMs: 120_000,
       intervalMs: 250,
