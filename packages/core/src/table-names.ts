@@ -304,6 +304,7 @@ function nulError(entry: string): TableNameError {
 
 function describeChar(c: string): string {
   if (c === ' ') return 'a space';
+  if (c === '"') return 'a double quote';
   const code = c.codePointAt(0) as number;
   if (code < 0x20 || code === 0x7f)
     return `the control character U+${code.toString(16).toUpperCase().padStart(4, '0')}`;

@@ -1,4 +1,4 @@
-import { type Logger, PermanentError } from '@sluice/core';
+import { formatTableName, type Logger, PermanentError } from '@sluice/core';
 import { type ProtocolVersion, parseLsn, type ReplicaIdentity } from '@sluice/pgoutput';
 import type pg from 'pg';
 import {
@@ -141,7 +141,7 @@ async function inspectTables(
       ORDER BY t.ord`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  const missing = rows.filter((r) => r.oid === null).map((r) => `${r.schema}.${r.table}`);
+  const missing = rows.filter((r) => r.oid === null).map(formatTableName);
   if (missing.length > 0) throw new MissingTablesError(where, missing);
   return rows.map((r) => {
     const info: TableInfo = {
@@ -161,7 +161,7 @@ async function inspectTables(
           ? `has no primary key and REPLICA IDENTITY ${info.replicaIdentity.toUpperCase()}`
           : 'has REPLICA IDENTITY NOTHING';
       warnings.push(
-        `table ${info.schema}.${info.table} ${why}: its updates and deletes carry no key, and while it is in ` +
+        `table ${formatTableName(info)} ${why}: its updates and deletes carry no key, and while it is in ` +
           `publication "${options.publication}" Postgres rejects UPDATE and DELETE on it ("does not have a replica identity"). ` +
           `Fix: ALTER TABLE ${name} REPLICA IDENTITY FULL; or add a primary key`,
       );
@@ -233,7 +233,7 @@ async function ensurePublication(
     // 42710: a concurrent relay added one of them first; the next start-up sees it.
     if (sqlState(err) !== '42710') throw publicationError(err, name, where, sql);
   }
-  const addedTables = missing.map((t) => `${t.schema}.${t.table}`);
+  const addedTables = missing.map(formatTableName);
   logger.info({ publication: name, addedTables }, 'added tables to the publication');
   return { name, created: false, addedTables };
 }
