@@ -335,7 +335,7 @@ describe('sluice run publishes outbox events merged with row changes', () => {
       enqueue(client, { aggregateType: 'order', aggregateId: 'o.1', type: 'OrderPlaced', payload: {} }),
     );
     const messages = await exactly(env, 1);
-    expect(messages[0]?.subject).toBe(`${env.SLUICE_SUBJECT_PREFIX}.events.order.o_1.OrderPlaced`);
+    expect(messages[0]?.subject).toBe(`${env.SLUICE_SUBJECT_PREFIX}.events.order.o%2E1.OrderPlaced`);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   WalLevelError,
 } from './errors.js';
 import type { ResolvedOptions } from './options.js';
+import { checkPartitions } from './partitions.js';
 import { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral, sqlState } from './sql.js';
 
 /** A published table: a captured one (`tables`) or one the outbox hooks asked for. */
@@ -98,6 +99,7 @@ export async function runStartupChecks(
   const serverVersionNum = Number(server.version_num);
   const warnings: string[] = [];
   const tables = await inspectTables(client, options, where, warnings);
+  await checkPartitions(client, options, serverVersionNum, where);
   const publication = await ensurePublication(client, options, serverVersionNum, where, warnings, logger);
   const slot = await ensureSlot(client, options, serverVersionNum, server.database, where, logger);
   for (const w of warnings) logger.warn({ where }, w);
