@@ -134,8 +134,9 @@ describe('partitioned tables: set-ups that would lose changes are refused before
     });
     const refused = run(env);
     expect((await refused.exited).code).toBe(1);
-    expect(refused.output()).toContain('publication "legacy_pub" on 127.0.0.1:' /* port/db follow */);
-    expect(refused.output()).toContain('was created without publish_via_partition_root');
+    expect(refused.output()).toMatch(
+      /publication "legacy_pub" on \S+ was created without publish_via_partition_root/,
+    );
     expect(refused.output()).toContain(
       'ALTER PUBLICATION "legacy_pub" SET (publish_via_partition_root = true);',
     );
