@@ -52,6 +52,29 @@ describe('subjectFor', () => {
     expect(subjectFor(change('a.b', 'c'))).not.toBe(subjectFor(change('a_b', 'c')));
   });
 
+  it('gives distinct tables distinct subjects (seeded random schema and table names)', () => {
+    let state = 42;
+    const random = () => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
+    const alphabet = ['a', '_', '.', ' ', '%', '2', 'E', '*', '>', 'é', '"', ','];
+    const name = () =>
+      Array.from(
+        { length: 1 + Math.floor(random() * 5) },
+        () => alphabet[Math.floor(random() * alphabet.length)],
+      ).join('');
+    const seen = new Map<string, string>();
+    for (let i = 0; i < 5000; i++) {
+      const [schema, table] = [name(), name()];
+      const subject = subjectFor(change(schema, table));
+      expect(subject.split('.')).toHaveLength(5);
+      const key = JSON.stringify([schema, table]);
+      expect(seen.get(subject) ?? key).toBe(key);
+      seen.set(subject, key);
+    }
+  });
+
   it('routes an outbox event by the default template to <prefix>.outbox.<aggregatetype>.<type>', () => {
     expect(subjectFor(outbox('order', 'OrderPaid'))).toBe('sluice.outbox.order.OrderPaid');
     expect(subjectFor(outbox('order.v2', 'order paid'))).toBe('sluice.outbox.order%2Ev2.order%20paid');
