@@ -218,6 +218,21 @@ describe('sluice run with tricky table names (env vars only)', () => {
   });
 });
 
+describe('a table that is missing only because of case', () => {
+  it('exits 2 suggesting the quoted name', async () => {
+    await pg.query('CREATE TABLE public."Invoices" (id int PRIMARY KEY)');
+    const relay = spawnRelay(
+      relayEnv(pg, nats, { SLUICE_TABLES: 'public.Invoices', SLUICE_OUTBOX_TABLE: 'none' }),
+    );
+    relays.push(relay);
+    expect((await relay.exited).code).toBe(2);
+    expect(relay.output()).toContain('table public.invoices not found in');
+    expect(relay.output()).toContain(
+      'did you mean public."Invoices"? Names are read as SQL: unquoted names fold to lower case, so double-quote a name to keep its case',
+    );
+  });
+});
+
 describe('outbox tables and values with tricky names', () => {
   it('relays a quoted outbox table, escaping aggregate type, type and a long aggregate id into one token each', async () => {
     await pg.query('CREATE SCHEMA "Out.Box"');

@@ -11,6 +11,7 @@ import {
 } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import { checkPartitions } from './partitions.js';
+import { sameButForCase } from './similar-tables.js';
 import { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral, sqlState } from './sql.js';
 
 /** A published table: a captured one (`tables`) or one the outbox hooks asked for. */
@@ -143,8 +144,10 @@ async function inspectTables(
       ORDER BY t.ord`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  const missing = rows.filter((r) => r.oid === null).map(formatTableName);
-  if (missing.length > 0) throw new MissingTablesError(where, missing);
+  const missing = rows.filter((r) => r.oid === null);
+  if (missing.length > 0) {
+    throw new MissingTablesError(where, missing.map(formatTableName), await sameButForCase(client, missing));
+  }
   return rows.map((r) => {
     const info: TableInfo = {
       schema: r.schema,
