@@ -19,19 +19,11 @@ import { createHash } from 'node:crypto';
 export function subjectToken(name: string): string {
   if (name.length === 0) return EMPTY_TOKEN;
   if (PLAIN.test(name)) return name.length <= MAX_TOKEN_BYTES ? name : shorten(name);
-  let out = '';
-  let bytes = 0;
-  for (const ch of name) {
-    if (ESCAPED.test(ch)) {
-      const escaped = percentEncode(ch);
-      out += escaped;
-      bytes += escaped.length;
-    } else {
-      out += ch;
-      bytes += utf8Bytes(ch);
-    }
-  }
-  return bytes <= MAX_TOKEN_BYTES ? out : shorten(out);
+  const out = name.replace(ESCAPE_ALL, percentEncode);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short strings need no counting.
+  return out.length * 3 <= MAX_TOKEN_BYTES || Buffer.byteLength(out, 'utf8') <= MAX_TOKEN_BYTES
+    ? out
+    : shorten(out);
 }
 
 /** The longest token, in bytes: holds any escaped Postgres identifier (63 bytes, 3 × when escaped). */
@@ -52,24 +44,27 @@ const PLAIN = /^[A-Za-z0-9_-]+$/;
  * characters (C0, DEL, C1) and lone surrogates (not UTF-8) are unsafe; `%` is the escape itself.
  */
 const ESCAPED = /^[%.*>\s\p{Cc}\p{Cs}]$/u;
+const ESCAPE_ALL = /[%.*>\s\p{Cc}\p{Cs}]/gu;
 
 function utf8Bytes(ch: string): number {
   const cp = ch.codePointAt(0) as number;
   return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 
+const hex = (b: number) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+const ASCII_ESCAPES = Array.from({ length: 0x80 }, (_, b) => hex(b));
+
 /** `%XX` per UTF-8 byte (a lone surrogate as its 3-byte form, so it too is reversible). */
 function percentEncode(ch: string): string {
   const cp = ch.codePointAt(0) as number;
+  if (cp < 0x80) return ASCII_ESCAPES[cp] as string;
   const bytes =
-    cp < 0x80
-      ? [cp]
-      : cp < 0x800
-        ? [0xc0 | (cp >> 6), 0x80 | (cp & 0x3f)]
-        : cp < 0x10000
-          ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)]
-          : [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
-  return bytes.map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+    cp < 0x800
+      ? [0xc0 | (cp >> 6), 0x80 | (cp & 0x3f)]
+      : cp < 0x10000
+        ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)]
+        : [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
+  return bytes.map(hex).join('');
 }
 
 /** Keeps whole characters and whole escapes up to the budget, then the mark and the hash of all of it. */
