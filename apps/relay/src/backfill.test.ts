@@ -4,14 +4,21 @@ import { describe, expect, it } from 'vitest';
 import { formatRequests, parseBackfillArgs } from './backfill.js';
 
 describe('parseBackfillArgs', () => {
-  it('takes tables, a --where in either form, and passes relay settings on', () => {
+  it('takes tables written as in SQL and SLUICE_TABLES, a --where in either form, and passes relay settings on', () => {
     expect(
-      parseBackfillArgs(['public.orders', '--slot', 'other', 'app.items', '--where=id > 3', '--embedded']),
+      parseBackfillArgs([
+        'Public.Orders',
+        '--slot',
+        'other',
+        'app."Order Items"',
+        '--where=id > 3',
+        '--embedded',
+      ]),
     ).toEqual({
       action: 'request',
       tables: [
         { schema: 'public', table: 'orders' },
-        { schema: 'app', table: 'items' },
+        { schema: 'app', table: 'Order Items' },
       ],
       where: 'id > 3',
       cancel: null,
@@ -39,7 +46,7 @@ describe('parseBackfillArgs', () => {
       throw new Error(`accepted ${argv.join(' ')}`);
     };
     expect(message([])).toMatch(/name the tables to backfill, or --list, or --cancel <id>/);
-    expect(message(['orders'])).toMatch(/"orders" is not schema\.table/);
+    expect(message(['public.orders.x'])).toMatch(/table `public\.orders\.x` has 3 dot-separated parts/);
     expect(message(['public.orders', '--list'])).toMatch(/go alone/);
     expect(message(['--where', 'id > 1'])).toMatch(/--where goes with the tables/);
     expect(message(['--cancel', 'abc'])).toMatch(/--cancel takes a request id/);

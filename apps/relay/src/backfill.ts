@@ -1,4 +1,4 @@
-import { ConfigError, PermanentError } from '@sluice/core';
+import { ConfigError, formatTableName, PermanentError, parseTableName, TableNameError } from '@sluice/core';
 import {
   type BackfillRequest,
   BackfillRequestError,
@@ -17,9 +17,6 @@ import { SETTINGS } from './settings.js';
 
 /** Finished requests `--list` shows besides the unfinished ones. */
 const LIST_FINISHED = 20;
-
-/** Unquoted identifiers, as SLUICE_TABLES takes them. */
-const IDENT = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 
 export const BACKFILL_USAGE = [
   'sluice backfill <schema.table> [<schema.table> ...] [--where <sql condition>]',
@@ -66,13 +63,13 @@ export function parseBackfillArgs(argv: readonly string[]): BackfillArgs {
       const isBoolean = spec !== undefined && 'boolean' in spec && spec.boolean;
       if (eq === -1 && !isBoolean && argv[i + 1] !== undefined) settings.push(argv[++i]!);
     } else {
-      const parts = arg.split('.');
-      if (parts.length !== 2 || !parts.every((p) => IDENT.test(p))) {
-        throw usageError(
-          `"${arg}" is not schema.table (e.g. public.orders; unquoted identifiers, as in SLUICE_TABLES)`,
-        );
+      // Written as in SQL and as in SLUICE_TABLES: `Public.Orders` is public.orders, `public."Order Items"`.
+      try {
+        tables.push(parseTableName(arg));
+      } catch (err) {
+        if (err instanceof TableNameError) throw usageError(`table ${err.message}`);
+        throw err;
       }
-      tables.push({ schema: parts[0]!, table: parts[1]! });
     }
   }
   if (where !== null && tables.length === 0) throw usageError('--where goes with the tables it limits');
@@ -129,7 +126,7 @@ export async function runBackfill(env: NodeJS.ProcessEnv, argv: string[]): Promi
           outboxTable: config.outboxTable,
         });
         const id = await store.create(args.tables, args.where);
-        const tables = checked.map((t) => `${t.schema}.${t.table} (~${t.rowsEstimate} rows)`).join(', ');
+        const tables = checked.map((t) => `${formatTableName(t)} (~${t.rowsEstimate} rows)`).join(', ');
         out(`backfill ${id} requested: ${tables}${args.where === null ? '' : ` where ${args.where}`}`);
         out(
           `The relay streaming from slot "${config.slot}" reads it within seconds (or the next relay to start), ` +
@@ -206,7 +203,7 @@ export function formatRequests(slot: string, requests: readonly BackfillRequest[
   const lines = [
     `backfill requests of slot "${slot}" (unfinished, and the ${LIST_FINISHED} most recent finished):`,
   ];
-  const width = Math.max(...requests.flatMap((r) => r.tables.map((t) => `${t.schema}.${t.table}`.length)));
+  const width = Math.max(...requests.flatMap((r) => r.tables.map((t) => formatTableName(t).length)));
   for (const r of requests) {
     const parts = [`#${r.id}`, r.state, `requested ${time(r.requestedAt)} by ${r.requestedBy}`];
     if (r.finishedAt !== null) parts.push(`finished ${time(r.finishedAt)}`);
@@ -214,7 +211,7 @@ export function formatRequests(slot: string, requests: readonly BackfillRequest[
     lines.push(parts.join('  '));
     if (r.error !== null) lines.push(`    error: ${r.error}`);
     for (const t of r.tables)
-      lines.push(`    ${`${t.schema}.${t.table}`.padEnd(width)}  ${tableProgress(t, r, now)}`);
+      lines.push(`    ${formatTableName(t).padEnd(width)}  ${tableProgress(t, r, now)}`);
   }
   return lines.join('\n');
 }

@@ -6,7 +6,7 @@ import type pg from 'pg';
  * unquoted `Public.Orders`, folded) does not exist. For the hint of MissingTablesError.
  */
 export async function sameButForCase(
-  client: pg.ClientBase,
+  client: Pick<pg.ClientBase, 'query'>,
   missing: readonly QualifiedName[],
 ): Promise<string[]> {
   const { rows } = await client.query<{ schema: string; table: string }>(

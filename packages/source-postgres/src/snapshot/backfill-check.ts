@@ -1,5 +1,6 @@
 import { SluiceError } from '@sluice/core';
 import type { Pool } from 'pg';
+import { sameButForCase } from '../similar-tables.js';
 import { describeTable, displayName, replicationSlotExists, type TableName } from './catalog.js';
 import { checkPredicate, PredicateError, plannedRows } from './predicate.js';
 
@@ -56,7 +57,9 @@ export async function checkBackfillRequest(pool: Pool, spec: BackfillRequestSpec
       hint: "set SLUICE_PUBLICATION to the relay's publication (default sluice)",
     });
   }
-  const published = new Set(publication.map((r) => `${r.schemaname}.${r.tablename}`));
+  const published = new Set(
+    publication.map((r) => displayName({ schema: r.schemaname, table: r.tablename })),
+  );
   const problems: string[] = [];
   const checked: CheckedTable[] = [];
   const seen = new Set<string>();
@@ -75,7 +78,13 @@ export async function checkBackfillRequest(pool: Pool, spec: BackfillRequestSpec
     }
     const shape = await describeTable(pool, name);
     if (shape === undefined) {
-      problems.push(`${table} does not exist (name it as schema.table, as in SLUICE_TABLES)`);
+      const similar = await sameButForCase(pool, [name]);
+      problems.push(
+        `${table} does not exist` +
+          (similar.length > 0
+            ? ` (did you mean ${similar.join(' or ')}? unquoted names fold to lower case)`
+            : ' (name it as in SLUICE_TABLES: schema.table, double-quoted where it has capitals or other characters)'),
+      );
       continue;
     }
     if (shape.keyColumns.length === 0) {
