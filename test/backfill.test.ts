@@ -490,10 +490,11 @@ describe('sluice backfill', () => {
     });
 
     it('an unknown table, a table the relay does not capture or an unknown request id is a clear error', async () => {
-      const unknown = await backfill(env, ['public.bf_nope']);
+      await pool.query('create table public."BfCase" (id int primary key)');
+      const unknown = await backfill(env, ['public.bf_nope', 'Public.BfCase']);
       expect(unknown.code).toBe(2);
       expect(unknown.output).toMatch(
-        /cannot backfill as asked; nothing was requested:\n {2}- public\.bf_nope does not exist/,
+        /cannot backfill as asked; nothing was requested:\n {2}- public\.bf_nope does not exist \(name it as in SLUICE_TABLES.*\n {2}- public\.bfcase does not exist \(did you mean public\."BfCase"\?/,
       );
       const uncaptured = await backfill(env, ['public.bf_uncaptured']);
       expect(uncaptured.code).toBe(2);
