@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkPredicateText, PredicateError } from './predicate.js';
+import { checkPredicateText, foreignPart, type PlanNode, PredicateError } from './predicate.js';
 
 const rejection = (predicate: string): string => {
   try {
@@ -54,5 +54,52 @@ describe('checkPredicateText', () => {
 
   it('refuses an empty predicate', () => {
     expect(rejection('   ')).toMatch(/is empty/);
+  });
+});
+
+describe('foreignPart', () => {
+  const allowed = new Set(['public.orders', 'public.orders_2026']);
+  const scan = (relation: string, extra: Partial<PlanNode> = {}): PlanNode => ({
+    'Node Type': 'Seq Scan',
+    'Relation Name': relation,
+    Schema: 'public',
+    ...extra,
+  });
+
+  it('accepts scans of the table and its partitions (EXPLAIN (VERBOSE, FORMAT JSON) shapes)', () => {
+    expect(foreignPart(scan('orders'), allowed)).toBeUndefined();
+    expect(
+      foreignPart(
+        { 'Node Type': 'Append', Plans: [scan('orders_2026', { 'Parent Relationship': 'Member' })] },
+        allowed,
+      ),
+    ).toBeUndefined();
+  });
+
+  it('names what else a plan reads: another table, a subplan, a function or a CTE', () => {
+    expect(
+      foreignPart(
+        {
+          'Node Type': 'Hash Semi Join',
+          Plans: [scan('orders'), { 'Node Type': 'Hash', Plans: [scan('secrets')] }],
+        },
+        allowed,
+      ),
+    ).toBe('it reads public.secrets');
+    expect(
+      foreignPart(
+        scan('orders', {
+          Plans: [scan('orders', { 'Parent Relationship': 'SubPlan', 'Subplan Name': 'SubPlan 1' })],
+        }),
+        allowed,
+      ),
+    ).toBe('it holds a subquery');
+    expect(foreignPart({ 'Node Type': 'Function Scan' }, allowed)).toBe('it needs a Function Scan');
+    expect(
+      foreignPart(
+        { 'Node Type': 'Nested Loop', Plans: [scan('orders'), { 'Node Type': 'CTE Scan' }] },
+        allowed,
+      ),
+    ).toBe('it needs a CTE Scan');
   });
 });

@@ -78,7 +78,7 @@ export interface PredicatePlan {
   estimatedRows: number;
 }
 
-interface PlanNode {
+export interface PlanNode {
   'Node Type'?: string;
   'Relation Name'?: string;
   Schema?: string;
@@ -167,8 +167,8 @@ export async function plannedRows(pool: Pool, table: TableName): Promise<number>
   return Math.max(0, Math.round(result.rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0));
 }
 
-/** What in the plan reads something else than the table, or undefined. */
-function foreignPart(node: PlanNode, allowed: ReadonlySet<string>): string | undefined {
+/** What in the plan reads something else than the table, or undefined. Exported for tests. */
+export function foreignPart(node: PlanNode, allowed: ReadonlySet<string>): string | undefined {
   if (node['Subplan Name'] !== undefined || /^(SubPlan|InitPlan)$/.test(node['Parent Relationship'] ?? '')) {
     return 'it holds a subquery';
   }
