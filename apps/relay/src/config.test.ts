@@ -15,6 +15,8 @@ describe('loadConfig', () => {
       sink: 'nats',
       tables: [],
       duplicateWindow: 2 * 3600 * 1000,
+      streamMaxAge: 7 * 24 * 3600 * 1000,
+      streamMaxBytes: -1,
       httpPort: 9464,
     });
     expect(sources.slot).toBe('default');
@@ -62,6 +64,30 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the retention of a stream the relay creates: a duration or unlimited, a size or unlimited', () => {
+    const { config } = loadConfig({ SLUICE_STREAM_MAX_AGE: '36h', SLUICE_STREAM_MAX_BYTES: '10GiB' });
+    expect(config.streamMaxAge).toBe(36 * 3600 * 1000);
+    expect(config.streamMaxBytes).toBe(10 * 2 ** 30);
+    const unlimited = loadConfig({
+      SLUICE_STREAM_MAX_AGE: 'unlimited',
+      SLUICE_STREAM_MAX_BYTES: '500MB',
+    }).config;
+    expect(unlimited.streamMaxAge).toBe(0);
+    expect(unlimited.streamMaxBytes).toBe(500_000_000);
+  });
+
+  it('refuses a stream retention it cannot create, saying what it expects', () => {
+    const message = configError({ SLUICE_STREAM_MAX_AGE: 'a week', SLUICE_STREAM_MAX_BYTES: '10 parsecs' });
+    expect(message).toContain(
+      'SLUICE_STREAM_MAX_AGE (--stream-max-age): expected a duration like 7d, 12h or 30m (at least 1s), or unlimited, got "a week"',
+    );
+    expect(message).toContain('SLUICE_STREAM_MAX_BYTES (--stream-max-bytes): expected a size like 10GiB');
+    expect(configError({ SLUICE_STREAM_MAX_AGE: '1h', SLUICE_DUPLICATE_WINDOW: '2h' })).toContain(
+      'SLUICE_STREAM_MAX_AGE (--stream-max-age): must be at least SLUICE_DUPLICATE_WINDOW',
+    );
+    expect(configError({ SLUICE_STREAM_MAX_BYTES: '1000' })).toContain('at least 1MiB');
+  });
+
   it('rejects unknown flags with a pointer to help', () => {
     expect(() => loadConfig({}, ['--tabels', 'x'])).toThrow(/--tabels: unknown flag/);
   });
@@ -92,6 +118,7 @@ describe('loadConfig: outbox and mode', () => {
           payload: 'payload',
           headers: 'headers',
         },
+        given: {},
         poll: {},
       },
       outboxSubject: '{prefix}.outbox.{aggregatetype}.{type}',
@@ -111,6 +138,11 @@ describe('loadConfig: outbox and mode', () => {
       aggregateId: 'Aggregate Id',
       type: 'type',
       payload: 'payload',
+      headers: null,
+    });
+    expect(config.outboxColumns.given).toEqual({
+      aggregateType: 'aggregate_type',
+      aggregateId: 'Aggregate Id',
       headers: null,
     });
     expect(config.outboxColumns.poll).toEqual({});

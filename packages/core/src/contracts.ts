@@ -36,7 +36,12 @@ export interface Source<C> {
 
 export interface Sink {
   readonly name: string;
-  /** Connect and provision (create or update the stream). */
+  /**
+   * Connect and verify that `start()` can succeed, changing nothing (the relay's check phase:
+   * nothing is created anywhere until every check passed). Rejects with what to fix.
+   */
+  check(): Promise<void>;
+  /** Create what is missing (the stream); runs `check()` first when it has not passed. */
   start(): Promise<void>;
   /**
    * Resolves once the event is durably stored. Rejects with a RetriableError (the pipeline

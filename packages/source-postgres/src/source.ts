@@ -17,13 +17,27 @@ import type { OutboxHooks } from './outbox-hooks.js';
 import { type BufferStats, ReplicationSession } from './replication-session.js';
 import { SlotMonitor } from './slot-monitor.js';
 import type { SnapshotHooks } from './snapshot/contract.js';
-import { describeTarget, runStartupChecks, type StartupReport, slotHolder } from './startup.js';
+import {
+  checkStartup,
+  describeTarget,
+  runStartupChecks,
+  type StartupCheckOptions,
+  type StartupPlan,
+  type StartupReport,
+  slotHolder,
+} from './startup.js';
 
 export interface PostgresSource extends Source<bigint> {
   /** True once `prepare()` created the slot: nothing was streamed from it before (snapshot time). */
   readonly isNewSlot: boolean;
   /** The `snapshot` option, for the snapshotter. */
   readonly snapshotMode: 'initial' | 'never';
+  /**
+   * The start-up checks alone (server settings, privileges, tables, what the publication and slot
+   * need), reading the catalogs only: nothing is created. For a caller that must check everything
+   * before it creates anything; `prepare()` runs the same checks again before it creates.
+   */
+  check(options?: StartupCheckOptions): Promise<StartupPlan>;
   /** Start-up checks; creates the publication and slot when missing. Idempotent; `run()` calls it too. */
   prepare(): Promise<StartupReport>;
   /** The newest cursor acknowledged (starts at the slot's confirmed_flush_lsn). */
@@ -127,8 +141,12 @@ class PostgresReplicationSource implements PostgresSource {
     return this.preparing;
   }
 
-  private async runPrepare(): Promise<StartupReport> {
-    const { logger } = this.options;
+  check(options: StartupCheckOptions = {}): Promise<StartupPlan> {
+    return this.withControlClient((client) => checkStartup(client, this.options, options));
+  }
+
+  /** Runs `fn` on a control connection; failures become SluiceErrors, a broken client is dropped. */
+  private async withControlClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.controlPool().connect();
@@ -137,6 +155,19 @@ class PostgresReplicationSource implements PostgresSource {
     }
     let failed: Error | undefined;
     try {
+      return await fn(client);
+    } catch (err) {
+      failed = err instanceof Error ? err : new Error(String(err));
+      throw err instanceof SluiceError ? err : this.connectFailure(err);
+    } finally {
+      // A client that failed mid-check may be broken: release(err) discards it instead of pooling it.
+      client.release(failed);
+    }
+  }
+
+  private runPrepare(): Promise<StartupReport> {
+    const { logger } = this.options;
+    return this.withControlClient(async (client) => {
       const report = await runStartupChecks(client, this.options, logger);
       this.isNewSlot = report.slot.created;
       const confirmed = report.slot.confirmedFlushLsn;
@@ -155,13 +186,7 @@ class PostgresReplicationSource implements PostgresSource {
         'postgres source ready to stream',
       );
       return report;
-    } catch (err) {
-      failed = err instanceof Error ? err : new Error(String(err));
-      throw err instanceof SluiceError ? err : this.connectFailure(err);
-    } finally {
-      // A client that failed mid-check may be broken: release(err) discards it instead of pooling it.
-      client.release(failed);
-    }
+    });
   }
 
   private connectFailure(err: unknown): SluiceError {
