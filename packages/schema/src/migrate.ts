@@ -147,7 +147,9 @@ export async function checkMigrations(
     access = rows[0] as typeof access;
     if (access.can_use_schema !== false) applied = await appliedMillis(db);
   } catch (err) {
-    throw isConnectionError(err)
+    const code = (err as { code?: unknown } | null)?.code;
+    const refused = typeof code === 'string' && (code.startsWith('28') || code === '3D000');
+    throw isConnectionError(err) || refused
       ? connectionFailed(err)
       : new MigrationError(`could not check the sluice schema: ${errorMessage(err)}`, { cause: err });
   }
