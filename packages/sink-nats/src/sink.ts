@@ -304,6 +304,31 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     await conn.close().catch(ignore);
   }
 
+  /** Connects and checks JetStream and the stream, creating nothing. */
+  async function check(): Promise<void> {
+    if (checked) return;
+    await connectOnce();
+    const conn = nc as NatsConnection;
+    try {
+      // jetstreamManager asks for the account's JetStream info: it fails when JetStream is off.
+      jsm ??= await jetstreamManager(conn).catch((err: unknown) => {
+        throw provisionError(err, spec, 'check');
+      });
+      const existing = await inspectStream(jsm, spec);
+      if (existing === undefined) {
+        log.info({ subjects: spec.subjects }, `stream ${stream} does not exist yet: it is created at start`);
+      } else {
+        for (const note of existing.notes) log.info({}, note);
+      }
+      checked = true;
+      problem = 'checked, not started';
+    } catch (err) {
+      problem = err instanceof Error ? err.message : String(err);
+      await disconnect(conn);
+      throw err;
+    }
+  }
+
   function settled(): void {
     inFlight--;
     if (inFlight === 0 && onIdle !== undefined) onIdle();
@@ -313,33 +338,11 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     name: 'nats',
     streamSpec: spec,
 
-    async check() {
-      if (checked) return;
-      await connectOnce();
-      const conn = nc as NatsConnection;
-      try {
-        // jetstreamManager asks for the account's JetStream info: it fails when JetStream is off.
-        jsm ??= await jetstreamManager(conn).catch((err: unknown) => {
-          throw provisionError(err, spec, 'check');
-        });
-        const existing = await inspectStream(jsm, spec);
-        if (existing === undefined) {
-          log.info({ subjects: spec.subjects }, `stream ${stream} does not exist: the relay creates it`);
-        } else {
-          for (const note of existing.notes) log.info({}, note);
-        }
-        checked = true;
-        problem = 'checked, not started';
-      } catch (err) {
-        problem = err instanceof Error ? err.message : String(err);
-        await disconnect(conn);
-        throw err;
-      }
-    },
+    check,
 
     async start() {
       if (started) return;
-      if (!checked) await this.check();
+      if (!checked) await check();
       const conn = nc as NatsConnection;
       try {
         await provision();

@@ -70,7 +70,7 @@ export interface StartupPlan {
   /** The published tables that exist now (tables created later by the caller are left out). */
   tables: TableInfo[];
   publication: { name: string; exists: boolean; missingTables: TableRef[] };
-  /** The existing slot, or null when `applyStartup` creates it. */
+  /** The existing slot, or null when `runStartupChecks` creates it. */
   slot: StartupReport['slot'] | null;
   /** Problems that do not stop the relay but lose something (logged by `prepare()`). */
   warnings: string[];
@@ -99,7 +99,7 @@ interface ServerRow {
 /**
  * The start-up checks, in the order a person would fix them: server settings, role, tables,
  * publication, slot. Reads the catalogs only: nothing is created or changed, so a failed start
- * leaves the database as it was. Fails with an actionable error on anything `applyStartup`
+ * leaves the database as it was. Fails with an actionable error on anything `runStartupChecks`
  * could not do or the relay could not use.
  */
 export async function checkStartup(
