@@ -1,3 +1,4 @@
+import { formatTableName } from '@sluice/core';
 import { comparePollCursors, createOutboxPollSource, type PollCursor } from '@sluice/source-outbox-poll';
 import {
   changedByMigrations,
@@ -55,7 +56,7 @@ export function pollMode(ctx: ModeContext): RelayMode {
       const run = source.run(running.output, signal).catch(failWith);
       logger.info(
         {
-          table: `${table.schema}.${table.table}`,
+          table: formatTableName(table),
           intervalMs: config.pollInterval,
           batchSize: config.pollBatchSize,
         },

@@ -1,4 +1,4 @@
-import { type Logger, PermanentError } from '@sluice/core';
+import { formatTableName, type Logger, PermanentError } from '@sluice/core';
 import { type ProtocolVersion, parseLsn, type ReplicaIdentity } from '@sluice/pgoutput';
 import type pg from 'pg';
 import {
@@ -10,6 +10,8 @@ import {
   WalLevelError,
 } from './errors.js';
 import type { ResolvedOptions, TableRef } from './options.js';
+import { checkPartitions } from './partitions.js';
+import { sameButForCase } from './similar-tables.js';
 import { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral, sqlState } from './sql.js';
 
 /** A published table: a captured one (`tables`) or one the outbox hooks asked for. */
@@ -131,6 +133,7 @@ export async function checkStartup(
   const warnings: string[] = [];
   const later = check.createdLater ?? [];
   const tables = await inspectTables(client, options, where, warnings, later);
+  await checkPartitions(client, options, serverVersionNum, where);
   const publication = await checkPublication(client, options, server, where, tables, later, warnings);
   const slot = await checkSlot(client, options, serverVersionNum, server, where);
   return {
@@ -156,7 +159,7 @@ export async function runStartupChecks(
 ): Promise<StartupReport> {
   const plan = await checkStartup(client, options);
   const { where, serverVersionNum, warnings } = plan;
-  const publication = await ensurePublication(client, options, serverVersionNum, where, warnings, logger);
+  const publication = await ensurePublication(client, options, serverVersionNum, where, logger);
   const slot = await ensureSlot(client, options, serverVersionNum, plan.database, where, logger);
   for (const w of warnings) logger.warn({ where }, w);
   return {
@@ -207,8 +210,10 @@ async function inspectTables(
   );
   const createdLater = (r: { schema: string; table: string }) =>
     later.some((t) => t.schema === r.schema && t.table === r.table);
-  const missing = rows.filter((r) => r.oid === null && !createdLater(r)).map((r) => `${r.schema}.${r.table}`);
-  if (missing.length > 0) throw new MissingTablesError(where, missing);
+  const missing = rows.filter((r) => r.oid === null && !createdLater(r));
+  if (missing.length > 0) {
+    throw new MissingTablesError(where, missing.map(formatTableName), await sameButForCase(client, missing));
+  }
   return rows.flatMap((r) => {
     if (r.oid === null) return [];
     const info: CheckedTable = {
@@ -229,7 +234,7 @@ async function inspectTables(
           ? `has no primary key and REPLICA IDENTITY ${info.replicaIdentity.toUpperCase()}`
           : 'has REPLICA IDENTITY NOTHING';
       warnings.push(
-        `table ${info.schema}.${info.table} ${why}: its updates and deletes carry no key, and while it is in ` +
+        `table ${formatTableName(info)} ${why}: its updates and deletes carry no key, and while it is in ` +
           `publication "${options.publication}" Postgres rejects UPDATE and DELETE on it ("does not have a replica identity"). ` +
           `Fix: ALTER TABLE ${name} REPLICA IDENTITY FULL; or add a primary key`,
       );
@@ -290,11 +295,13 @@ async function checkPublication(
     if (missing.length === 0) return { name, exists: true, missingTables: [] };
   }
   const list = missing.map((t) => qualifiedName(t.schema, t.table)).join(', ');
+  // As ensurePublication would create it: partitions publish under their root's name.
+  const withRoot = Number(server.version_num) >= 130000 ? ' WITH (publish_via_partition_root = true)' : '';
   const statement = pub
     ? `ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${list};`
     : missing.length > 0
-      ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list};`
-      : `CREATE PUBLICATION ${quoteIdent(name)};`;
+      ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}${withRoot};`
+      : `CREATE PUBLICATION ${quoteIdent(name)}${withRoot};`;
   const cannot = (why: string) =>
     new PermanentError(
       `role "${server.role}" on ${where} cannot ${pub ? 'add tables to' : 'create'} publication "${name}": ${why}`,
@@ -315,7 +322,7 @@ async function checkPublication(
   const notOwned = missing.filter((t) => !later.some((l) => key(l) === key(t)) && owned.get(key(t)) !== true);
   if (notOwned.length > 0) {
     throw cannot(
-      `it does not own ${notOwned.map((t) => `${t.schema}.${t.table}`).join(', ')} (only a table's owner may publish it)`,
+      `it does not own ${notOwned.map(formatTableName).join(', ')} (only a table's owner may publish it)`,
     );
   }
   return { name, exists: pub !== undefined, missingTables: missing };
@@ -367,7 +374,6 @@ async function ensurePublication(
   options: ResolvedOptions,
   serverVersionNum: number,
   where: string,
-  warnings: string[],
   logger: Logger,
 ): Promise<StartupReport['publication']> {
   const name = options.publication;
@@ -396,18 +402,12 @@ async function ensurePublication(
     } catch (err) {
       if (sqlState(err) !== '42710') throw publicationError(err, name, where, sql);
       // Another relay created it between our check and ours; take what is there.
-      return ensurePublication(client, options, serverVersionNum, where, warnings, logger);
+      return ensurePublication(client, options, serverVersionNum, where, logger);
     }
     logger.info({ publication: name, tables }, 'created publication');
     return { name, created: true, addedTables: [] };
   }
-  const skipped = (['insert', 'update', 'delete', 'truncate'] as const).filter((op) => !pub[`pub${op}`]);
-  if (skipped.length > 0) {
-    warnings.push(
-      `publication "${name}" does not publish ${skipped.join(', ')}: those changes never reach the relay. ` +
-        `Fix: ALTER PUBLICATION ${quoteIdent(name)} SET (publish = 'insert, update, delete, truncate')`,
-    );
-  }
+  // What the publication skips was found by checkPublication, which warns about it.
   if (pub.puballtables || tables.length === 0) return { name, created: false, addedTables: [] };
   const published = await client.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
@@ -425,7 +425,7 @@ async function ensurePublication(
     // 42710: a concurrent relay added one of them first; the next start-up sees it.
     if (sqlState(err) !== '42710') throw publicationError(err, name, where, sql);
   }
-  const addedTables = missing.map((t) => `${t.schema}.${t.table}`);
+  const addedTables = missing.map(formatTableName);
   logger.info({ publication: name, addedTables }, 'added tables to the publication');
   return { name, created: false, addedTables };
 }
