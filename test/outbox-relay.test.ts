@@ -1,8 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { parseExposition } from '@sluice/metrics';
 import { emit, enqueue } from '@sluice/outbox';
-import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import {
+  freePort,
+  type NatsServer,
+  type PostgresServer,
+  startNats,
+  startPostgres,
+  waitFor,
+} from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitForConnectionsClosed } from './support/connections.js';
@@ -348,6 +356,39 @@ describe('sluice run publishes outbox events merged with row changes', () => {
     );
     const messages = await exactly(env, 1);
     expect(messages[0]?.subject).toBe(`${env.SLUICE_SUBJECT_PREFIX}.events.order.o%2E1.OrderPlaced`);
+  });
+});
+
+describe('sluice run keeps metric labels bounded', () => {
+  it('counts outbox aggregate types past the 100th under table="_other" on /metrics', async () => {
+    const port = await freePort();
+    const env = relayEnv(server, nats, { SLUICE_TABLES: '', SLUICE_HTTP_PORT: String(port) });
+    await startRelay(env);
+    // An application that (wrongly) puts an id into the aggregate type: 103 distinct values.
+    await inTransaction((client) =>
+      enqueue(
+        client,
+        Array.from({ length: 103 }, (_, i) => ({
+          aggregateType: `tenant-${i}`,
+          aggregateId: String(i),
+          type: 'Touched',
+          payload: {},
+        })),
+      ),
+    );
+    await exactly(env, 103);
+
+    const published = async () =>
+      parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).filter(
+        (x) => x.name === 'sluice_events_published_total' && x.labels['kind'] === 'outbox',
+      );
+    await waitFor(async () => (await published()).reduce((n, x) => n + x.value, 0) === 103, {
+      message: 'all 103 outbox events counted on /metrics',
+    });
+    const series = await published();
+    expect(series).toHaveLength(101);
+    expect(series.find((x) => x.labels['table'] === '_other')?.value).toBe(3);
+    expect(series.filter((x) => x.labels['table'] !== '_other').every((x) => x.value === 1)).toBe(true);
   });
 });
 
