@@ -26,10 +26,15 @@ export interface StreamSpec {
   maxBytes: number;
 }
 
-export type ProvisionOutcome =
-  | { action: 'created'; info: StreamInfo; notes: string[] }
-  /** An existing stream, left exactly as it was; `notes` say where it differs from the creation settings. */
-  | { action: 'existing'; info: StreamInfo; notes: string[] };
+/**
+ * `existing`: the stream was there and is left exactly as it was; `notes` say where it differs
+ * from the creation settings (for the log).
+ */
+export interface ProvisionOutcome {
+  action: 'created' | 'existing';
+  info: StreamInfo;
+  notes: string[];
+}
 
 /**
  * Reads the stream and, when it exists, checks it against the ownership rules
