@@ -1,12 +1,19 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ComponentStatus, ConfigError } from '@sluice/core';
+import { type BasicCredentials, basicAuthChecker } from './basic-auth.js';
 
 export interface HttpDeps {
   /** Prometheus exposition text and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Named components; /readyz is 200 only when all are ready. Must not do I/O. */
   readiness(): Record<string, ComponentStatus>;
+  /**
+   * When set, /metrics answers 401 without these Basic credentials. /livez and /readyz stay
+   * open: Kubernetes and Docker probe them without credentials, and they tell only whether the
+   * relay runs and streams.
+   */
+  metricsAuth?: BasicCredentials;
 }
 
 export interface HttpServer {
@@ -16,6 +23,7 @@ export interface HttpServer {
 
 /** /livez never touches Postgres or NATS: it only says the event loop answers. */
 export async function startHttpServer(host: string, port: number, deps: HttpDeps): Promise<HttpServer> {
+  const authorized = deps.metricsAuth ? basicAuthChecker(deps.metricsAuth) : () => true;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -34,6 +42,15 @@ export async function startHttpServer(host: string, port: number, deps: HttpDeps
       return;
     }
     if (path === '/metrics') {
+      if (!authorized(req.headers.authorization)) {
+        res
+          .writeHead(401, {
+            'content-type': 'text/plain',
+            'www-authenticate': 'Basic realm="sluice metrics", charset="UTF-8"',
+          })
+          .end('/metrics needs the user and password of SLUICE_METRICS_USER / SLUICE_METRICS_PASSWORD\n');
+        return;
+      }
       deps.metrics().then(
         ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err)),

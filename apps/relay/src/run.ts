@@ -68,6 +68,7 @@ function summarize(config: RelayConfig) {
     tables: config.tables.map((t) => `${t.schema}.${t.table}`),
     outboxTable: config.outboxTable ? `${config.outboxTable.schema}.${config.outboxTable.table}` : 'none',
     outboxMessagePrefix: config.outboxMessagePrefix ?? 'none',
+    metricsPassword: config.metricsPassword === '' ? '' : '***',
   };
 }
 
@@ -115,11 +116,17 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
   const readyTimer = setInterval(readyNow, 1000).unref();
   let http: HttpServer | undefined;
   if (config.httpPort !== 0) {
+    const metricsAuth =
+      config.metricsUser === '' ? undefined : { user: config.metricsUser, password: config.metricsPassword };
     http = await startHttpServer(config.httpHost, config.httpPort, {
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       readiness: readyNow,
+      metricsAuth,
     });
-    logger.info({ port: http.port, host: config.httpHost }, 'serving /metrics, /livez and /readyz');
+    logger.info(
+      { port: http.port, host: config.httpHost, metricsAuth: metricsAuth ? 'basic' : 'none' },
+      `serving /metrics${metricsAuth ? ' (basic auth)' : ''}, /livez and /readyz`,
+    );
   }
 
   const pool = new pg.Pool({
