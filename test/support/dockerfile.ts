@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import ignore from '@balena/dockerignore';
+import dockerignore from '@balena/dockerignore';
 import {
   type Copy,
   DockerfileParser,
@@ -68,7 +68,8 @@ interface StageState {
 /** Copies `source` into `target`, leaving out what `.dockerignore` (in `source`) excludes. */
 export async function buildContext(source: string, target: string): Promise<string[]> {
   const rules = await fs.readFile(path.join(source, '.dockerignore'), 'utf8').catch(() => '');
-  const ig = ignore().add(rules);
+  // A CommonJS module typed with `export default`: its `default` is the factory either way.
+  const ig = dockerignore.default().add(rules);
   const sent: string[] = [];
   const walk = async (rel: string): Promise<void> => {
     for (const entry of await fs.readdir(path.join(source, rel), { withFileTypes: true })) {

@@ -185,7 +185,8 @@ export const SETTINGS = [
     flag: '--metrics-password',
     default: '',
     secret: true,
-    description: 'Password of SLUICE_METRICS_USER for /metrics; prefer the variable to the flag (ps shows flags).',
+    description:
+      'Password of SLUICE_METRICS_USER for /metrics; prefer the variable to the flag (ps shows flags).',
   },
   {
     key: 'logLevel',
