@@ -1,4 +1,4 @@
-import { ConfigError } from '@sluice/core';
+import { type ComponentStatus, ConfigError } from '@sluice/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type HttpServer, startHttpServer } from './http.js';
 
@@ -37,6 +37,29 @@ describe('HTTP endpoints', () => {
         nats: { ready: true },
       },
     });
+  });
+
+  it('says standby on /readyz while only waiting for another relay, and 200 with ?standby=ok', async () => {
+    let postgres: ComponentStatus = { ready: false, standby: true, detail: 'slot "s" is held by pid 42' };
+    let sink: ComponentStatus = { ready: true };
+    server = await startHttpServer('127.0.0.1', 0, {
+      metrics: async () => ({ contentType: 'text/plain', body: '' }),
+      readiness: () => ({ postgres, sink }),
+    });
+    const url = `http://127.0.0.1:${server.port}/readyz`;
+    const plain = await fetch(url);
+    expect(plain.status).toBe(503);
+    expect(await plain.json()).toMatchObject({ status: 'standby' });
+    expect((await fetch(`${url}?standby=ok`)).status).toBe(200);
+    // A standby that lost NATS could not take over: not ready, whatever the query.
+    sink = { ready: false, detail: 'disconnected from NATS' };
+    const broken = await fetch(`${url}?standby=ok`);
+    expect(broken.status).toBe(503);
+    expect(await broken.json()).toMatchObject({ status: 'not ready' });
+    postgres = { ready: true };
+    sink = { ready: true };
+    expect((await fetch(url)).status).toBe(200);
+    expect((await fetch(`${url}?standby=ok`)).status).toBe(200);
   });
 
   it('listens only on the configured address (SLUICE_HTTP_HOST)', async () => {

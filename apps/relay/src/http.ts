@@ -25,7 +25,7 @@ export interface HttpServer {
 export async function startHttpServer(host: string, port: number, deps: HttpDeps): Promise<HttpServer> {
   const authorized = deps.metricsAuth ? basicAuthChecker(deps.metricsAuth) : () => true;
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -36,9 +36,14 @@ export async function startHttpServer(host: string, port: number, deps: HttpDeps
     }
     if (path === '/readyz') {
       const checks = deps.readiness();
-      const ready = Object.values(checks).every((c) => c.ready);
-      const body = JSON.stringify({ status: ready ? 'ready' : 'not ready', checks });
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+      const status = readiness(Object.values(checks));
+      // `?standby=ok`: a standby counts as ready, for orchestrators that must keep both relays of
+      // a pair (Kubernetes rollouts and disruption budgets); plain /readyz says who streams.
+      const standbyOk = new URLSearchParams(query).get('standby') === 'ok';
+      const ok = status === 'ready' || (standbyOk && status === 'standby');
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status, checks }));
       return;
     }
     if (path === '/metrics') {
@@ -85,4 +90,10 @@ export async function startHttpServer(host: string, port: number, deps: HttpDeps
         server.closeAllConnections();
       }),
   };
+}
+
+/** ready: every component is; standby: the others are, and these wait for another relay to go. */
+function readiness(checks: ComponentStatus[]): 'ready' | 'standby' | 'not ready' {
+  if (checks.every((c) => c.ready)) return 'ready';
+  return checks.every((c) => c.ready || c.standby) ? 'standby' : 'not ready';
 }

@@ -312,7 +312,7 @@ class PostgresReplicationSource implements PostgresSource {
     const who = holder ? describeHolder(holder) : 'another connection';
     const detail = `replication slot "${slot}" is held by ${who}; retrying every ${Math.round(slotBusyRetryMs / 100) / 10} s`;
     if (this.state.detail !== detail) logger.warn({ slot, holder }, detail);
-    this.state = { ready: false, detail };
+    this.state = { ready: false, standby: true, detail };
     await pause(slotBusyRetryMs, signal);
   }
 
