@@ -33,7 +33,7 @@ import {
 const run = promisify(execFile);
 const alertsPath = join(deployDir, 'prometheus/alerts.yml');
 const composePrometheusPath = join(deployDir, 'prometheus/compose.yml');
-const KNOWN_VARIABLES = new Set(SETTINGS.map((s) => s.env));
+const KNOWN_VARIABLES = new Set<string>(SETTINGS.map((s) => s.env));
 
 /** The uid of the image's USER (Dockerfile). */
 async function imageUid(): Promise<number> {
@@ -285,7 +285,7 @@ describe('deploy/kubernetes', () => {
     }
     expect(Object.keys(env).filter((k) => !KNOWN_VARIABLES.has(k))).toEqual([]);
     // Secrets stay out of the ConfigMap.
-    const secretVariables = SETTINGS.filter((s) => 'secret' in s && s.secret).map((s) => s.env);
+    const secretVariables: string[] = SETTINGS.filter((s) => 'secret' in s && s.secret).map((s) => s.env);
     expect(Object.keys(configMap.data ?? {}).filter((k) => secretVariables.includes(k))).toEqual([]);
     const { config } = loadConfig(env);
     expect(config.streamReplicas).toBe(3);
