@@ -195,6 +195,16 @@ describe('deploy/kubernetes relay pair', () => {
     expect(await Promise.all(members.map(async (m) => (await getStatus(m.port, '/readyz')).status))).toEqual([
       200, 503,
     ]);
+    // The standby retries the slot every 3 s: its readiness holds through the retries (a probe
+    // catching it mid-retry would count a failure).
+    const standby = members[1];
+    const answers: number[] = [];
+    for (const deadline = Date.now() + 4_000; Date.now() < deadline; ) {
+      answers.push((await getStatus(standby.port, readiness)).status);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(answers.length).toBeGreaterThan(20);
+    expect(answers.filter((status) => status !== 200)).toEqual([]);
     // /metrics needs the Secret's credentials, which the PodMonitor sends.
     const [first] = members;
     const url = `http://127.0.0.1:${first.port}/metrics`;

@@ -6,7 +6,7 @@ import { type BasicCredentials, basicAuthChecker } from './basic-auth.js';
 export interface HttpDeps {
   /** Prometheus exposition text and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
-  /** Named components; /readyz is 200 only when all are ready. Must not do I/O. */
+  /** Named components; /readyz is 200 only when all are ready (`?standby=ok`: or stand by). No I/O. */
   readiness(): Record<string, ComponentStatus>;
   /**
    * When set, /metrics answers 401 without these Basic credentials. /livez and /readyz stay
