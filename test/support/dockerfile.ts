@@ -207,7 +207,10 @@ export async function buildWithoutDocker(options: BuildOptions): Promise<BuiltIm
         if (content.trimStart().startsWith('[')) throw new Error(`${line}: exec-form RUN not supported here`);
         // Steps run in a temporary directory, not at the container path: an absolute path to the
         // working directory would escape it.
-        if (s.workdir !== '/' && content.includes(s.workdir))
+        const absolute = new RegExp(
+          `(^|[\\s='"])${s.workdir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(/|[\\s'"]|$)`,
+        );
+        if (s.workdir !== '/' && absolute.test(content))
           throw new Error(`${line}: use paths relative to WORKDIR ${s.workdir}`);
         const started = Date.now();
         await new Promise<void>((resolve, reject) => {
