@@ -482,6 +482,50 @@ describe('deploy/prometheus/alerts.yml', () => {
       );
     });
 
+    describe('for relays sharing a slot (target label relay_pair)', () => {
+      const a = { job: 'sluice', instance: 'relay-a:9464', relay_pair: 'orders' };
+      const b = { job: 'sluice', instance: 'relay-b:9464', relay_pair: 'orders' };
+      const labels = (l: Record<string, string>) =>
+        Object.entries(l)
+          .map(([k, v]) => `${k}="${v}"`)
+          .join(',');
+
+      it('stays silent while one relay streams and the other stands by', async () => {
+        await scenario(
+          [
+            { series: `sluice_ready{${labels(a)}}`, values: '1x10' },
+            { series: `sluice_ready{${labels(b)}}`, values: '0x10' },
+            { series: `up{${labels(a)}}`, values: '1x10' },
+            { series: `up{${labels(b)}}`, values: '1x10' },
+          ],
+          [{ at: '9m', alert, firing: [] }],
+        );
+      });
+
+      it('fires once for the pair when neither relay is ready', async () => {
+        await scenario(
+          [
+            { series: `sluice_ready{${labels(a)}}`, values: '0x10' },
+            { series: `sluice_ready{${labels(b)}}`, values: '0x10' },
+            { series: `up{${labels(a)}}`, values: '1x10' },
+            { series: `up{${labels(b)}}`, values: '1x10' },
+          ],
+          [{ at: '6m', alert, firing: [{ job: 'sluice', relay_pair: 'orders', severity: 'critical' }] }],
+        );
+      });
+
+      it('fires for a standby that cannot be scraped, while the active streams', async () => {
+        await scenario(
+          [
+            { series: `sluice_ready{${labels(a)}}`, values: '1x10' },
+            { series: `up{${labels(a)}}`, values: '1x10' },
+            { series: `up{${labels(b)}}`, values: '0x10' },
+          ],
+          [{ at: '6m', alert, firing: [{ ...b, severity: 'critical' }] }],
+        );
+      });
+    });
+
     it('stays silent for a ready, scraped relay', async () => {
       await scenario(
         [

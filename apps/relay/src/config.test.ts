@@ -229,6 +229,27 @@ describe('loadConfig: outbox and mode', () => {
       'nothing to relay',
     );
   });
+
+  it('takes SLUICE_METRICS_USER and SLUICE_METRICS_PASSWORD together, or neither', () => {
+    expect(loadConfig({}).config).toMatchObject({ metricsUser: '', metricsPassword: '' });
+    expect(
+      loadConfig({ SLUICE_METRICS_USER: 'prom', SLUICE_METRICS_PASSWORD: 'secret-42' }).config,
+    ).toMatchObject({ metricsUser: 'prom', metricsPassword: 'secret-42' });
+    expect(() => loadConfig({ SLUICE_METRICS_USER: 'prom' })).toThrow(
+      /SLUICE_METRICS_PASSWORD \(--metrics-password\): SLUICE_METRICS_USER and SLUICE_METRICS_PASSWORD go together/,
+    );
+    let error: unknown;
+    try {
+      loadConfig({ SLUICE_METRICS_PASSWORD: 'pw-Only-1234' });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as Error).message).toMatch(/SLUICE_METRICS_USER \(--metrics-user\): .* go together/);
+    expect((error as Error).message).not.toContain('pw-Only-1234');
+    expect(() => loadConfig({ SLUICE_METRICS_USER: 'a:b', SLUICE_METRICS_PASSWORD: 'x' })).toThrow(
+      /SLUICE_METRICS_USER \(--metrics-user\): basic auth cannot carry a user name with a colon/,
+    );
+  });
 });
 
 /** A config file holding `settings`, for SLUICE_CONFIG. */

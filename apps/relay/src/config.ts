@@ -313,6 +313,10 @@ const schema = z
     sink: oneOf(['nats', 'stdout']),
     httpPort: integer(0, 65535),
     httpHost: z.string().min(1),
+    metricsUser: z
+      .string()
+      .refine((u) => !u.includes(':'), 'basic auth cannot carry a user name with a colon; pick another'),
+    metricsPassword: z.string(),
     logLevel: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     maxInFlight: integer(1, 1_000_000),
     maxInFlightBytes: integer(1024, 8 * 1024 * 1024 * 1024),
@@ -364,6 +368,12 @@ const schema = z
       issue(
         'streamMaxAge',
         `must be at least SLUICE_DUPLICATE_WINDOW (${c.duplicateWindow} ms): JetStream cannot remember message ids longer than it keeps messages`,
+      );
+    }
+    if ((c.metricsUser === '') !== (c.metricsPassword === '')) {
+      issue(
+        c.metricsUser === '' ? 'metricsUser' : 'metricsPassword',
+        'SLUICE_METRICS_USER and SLUICE_METRICS_PASSWORD go together: set both to protect /metrics with basic auth, or neither',
       );
     }
     if (c.embedded && c.embeddedPgPort === c.embeddedNatsPort) {

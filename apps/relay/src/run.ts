@@ -69,6 +69,7 @@ function summarize(config: RelayConfig) {
     tables: config.tables.map(formatTableName),
     outboxTable: config.outboxTable ? formatTableName(config.outboxTable) : 'none',
     outboxMessagePrefix: config.outboxMessagePrefix ?? 'none',
+    metricsPassword: config.metricsPassword === '' ? '' : '***',
   };
 }
 
@@ -116,11 +117,17 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
   const readyTimer = setInterval(readyNow, 1000).unref();
   let http: HttpServer | undefined;
   if (config.httpPort !== 0) {
+    const metricsAuth =
+      config.metricsUser === '' ? undefined : { user: config.metricsUser, password: config.metricsPassword };
     http = await startHttpServer(config.httpHost, config.httpPort, {
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       readiness: readyNow,
+      metricsAuth,
     });
-    logger.info({ port: http.port, host: config.httpHost }, 'serving /metrics, /livez and /readyz');
+    logger.info(
+      { port: http.port, host: config.httpHost, metricsAuth: metricsAuth ? 'basic' : 'none' },
+      `serving /metrics${metricsAuth ? ' (basic auth)' : ''}, /livez and /readyz`,
+    );
   }
 
   const pool = new pg.Pool({

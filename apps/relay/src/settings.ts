@@ -189,7 +189,24 @@ export const SETTINGS = [
     env: 'SLUICE_HTTP_HOST',
     flag: '--http-host',
     default: '0.0.0.0',
-    description: 'Bind address of the HTTP server.',
+    description: 'Bind address of the HTTP server (127.0.0.1: reachable from this host only).',
+  },
+  {
+    key: 'metricsUser',
+    env: 'SLUICE_METRICS_USER',
+    flag: '--metrics-user',
+    default: '',
+    description:
+      'With SLUICE_METRICS_PASSWORD: /metrics requires HTTP basic auth with this user (/livez and /readyz stay open).',
+  },
+  {
+    key: 'metricsPassword',
+    env: 'SLUICE_METRICS_PASSWORD',
+    flag: '--metrics-password',
+    default: '',
+    secret: true,
+    description:
+      'Password of SLUICE_METRICS_USER for /metrics; prefer the variable to the flag (ps shows flags).',
   },
   {
     key: 'logLevel',

@@ -5,6 +5,11 @@ export interface ComponentStatus {
   ready: boolean;
   /** Why it is not ready, for a person reading /readyz. */
   detail?: string;
+  /**
+   * Not ready only because another relay holds what this one needs (the replication slot, the
+   * outbox poll lock): it stands by, connected, and takes over when that relay goes.
+   */
+  standby?: boolean;
 }
 
 /**

@@ -138,7 +138,12 @@ class OutboxPollSourceImpl implements OutboxPollSource {
   }
 
   status(): ComponentStatus {
-    return this.#role === 'leader' ? { ready: true } : { ready: false, detail: this.#detail ?? this.#role };
+    if (this.#role === 'leader') return { ready: true };
+    return {
+      ready: false,
+      detail: this.#detail ?? this.#role,
+      ...(this.#role === 'standby' && { standby: true }),
+    };
   }
 
   stats(): PollStats {

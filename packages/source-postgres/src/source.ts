@@ -286,13 +286,21 @@ class PostgresReplicationSource implements PostgresSource {
           void monitor.poll();
         },
         onLost: (err) => {
+          // A standby's retry failing is no news: the error handling below says what it was.
+          if (this.state.standby) return;
           this.state = { ready: false, detail: `replication connection lost (${err.message}); reconnecting` };
         },
         stats: this.stats,
         signal,
       });
       this.session = session;
-      this.state = { ready: false, detail: `connecting to the replication slot "${slot}" on ${this.where}` };
+      // A standby stays one while it tries the slot again: its readiness does not flicker.
+      if (!this.state.standby) {
+        this.state = {
+          ready: false,
+          detail: `connecting to the replication slot "${slot}" on ${this.where}`,
+        };
+      }
       try {
         await session.run();
         return;
@@ -338,7 +346,7 @@ class PostgresReplicationSource implements PostgresSource {
     const who = holder ? describeHolder(holder) : 'another connection';
     const detail = `replication slot "${slot}" is held by ${who}; retrying every ${Math.round(slotBusyRetryMs / 100) / 10} s`;
     if (this.state.detail !== detail) logger.warn({ slot, holder }, detail);
-    this.state = { ready: false, detail };
+    this.state = { ready: false, standby: true, detail };
     await pause(slotBusyRetryMs, signal);
   }
 
