@@ -1,4 +1,4 @@
-import type { ChangeEvent, JsonValue, OutboxEvent } from '@sluice/core';
+import { type ChangeEvent, encodeEnvelope, type JsonValue, type OutboxEvent, rawJson } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { approximateEventBytes } from './event-size.js';
 
@@ -49,6 +49,25 @@ describe('approximateEventBytes', () => {
       source,
     };
     expect(approximateEventBytes(event)).toBeGreaterThan(JSON.stringify(event).length / 2);
+  });
+
+  it('counts a json column carried verbatim (RawJson) by its text length', () => {
+    const doc = JSON.stringify({ body: 'x'.repeat(1_000_000) });
+    const event: ChangeEvent = {
+      kind: 'change',
+      id: 's:0/2:0',
+      op: 'insert',
+      schema: 'public',
+      table: 'docs',
+      key: { id: '1' },
+      before: null,
+      after: { id: '1', doc: rawJson(doc) },
+      unchanged: [],
+      source,
+    };
+    const exact = encodeEnvelope(event).length;
+    expect(approximateEventBytes(event)).toBeGreaterThan(exact / 2);
+    expect(approximateEventBytes(event)).toBeLessThan(exact * 2);
   });
 
   it('counts an outbox payload by its text length', () => {
