@@ -118,6 +118,28 @@ describe('sluice run publishes every value as Postgres holds it', () => {
   });
 });
 
+describe('regression: json values were parsed and re-serialised on the way', () => {
+  it('12345678901234567890 in a jsonb column arrives as 12345678901234567890, not 12345678901234567000', async () => {
+    await pool.query('CREATE DOMAIN settings AS jsonb');
+    await pool.query(
+      'CREATE TABLE public.docs (id int PRIMARY KEY, jb jsonb, j json, s settings, js jsonb[], f float8)',
+    );
+    const env = relayEnv(server, nats, { SLUICE_TABLES: 'public.docs' });
+    await startRelay(env);
+    await pool.query(
+      `INSERT INTO public.docs VALUES (1, '{"n": 12345678901234567890}', '{"tiny": 1e-400, "z": -0, "d": 0.10000000000000000000001}',
+        '[12345678901234567890]', ARRAY['{"n": 98765432109876543210}']::jsonb[], '-0')`,
+    );
+    const [insert] = await waitForMessages(nats.url, env.SLUICE_STREAM, 1);
+    expect(insert!.body).toContain(
+      '"after":{"id":1,"jb":{"n": 12345678901234567890},"j":{"tiny": 1e-400, "z": -0, "d": 0.10000000000000000000001},' +
+        '"s":[12345678901234567890],"js":[{"n": 98765432109876543210}],"f":-0}',
+    );
+    // Still plain JSON for a subscriber's JSON.parse (which reads numbers as doubles).
+    expect(insert!.json()['after']).toMatchObject({ id: 1, js: [{ n: 9.876543210987654e19 }] });
+  });
+});
+
 describe('sluice run lists the changed columns of an update', () => {
   it('with REPLICA IDENTITY FULL: the columns that differ, never an unchanged TOAST column; [] when none', async () => {
     await pool.query('CREATE TABLE public.full_t (id int PRIMARY KEY, status text, note text, body text)');
