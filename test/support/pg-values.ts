@@ -4,17 +4,8 @@
 // property tests write generated rows through Postgres and compare the published bodies with it.
 import { canonical, type ExactJson, member, parseExact } from './exact-json.js';
 
-/** mulberry32: small, seeded, good enough to spread values; a failure names its seed. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded (mulberry32): a failure names the seed that reproduces it. */
+export { seededRandom as random } from '../../packages/pgoutput/src/test-support/bytes.js';
 
 export type Rng = () => number;
 

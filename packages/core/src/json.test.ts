@@ -9,15 +9,12 @@ import {
   stableJson,
 } from './json.js';
 
-/** A seeded generator (mulberry32), so a failure names the seed that reproduces it. */
+/** A seeded generator (an LCG is plenty here), so a failure names the seed that reproduces it. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
+  let state = seed;
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state / 0x80000000;
   };
 }
 
