@@ -109,7 +109,7 @@ describe('sluice run publishes outbox events merged with row changes', () => {
     expect(messages.map((m) => m.subject)).toEqual([
       `${p}.cdc.public.orders.insert`,
       `${p}.outbox.order.OrderPlaced`,
-      `${p}.outbox.customer.Customer_Ordered`,
+      `${p}.outbox.customer.Customer%2EOrdered`,
     ]);
     const [row, placed, counted] = messages as [StoredMessage, StoredMessage, StoredMessage];
     expect(row.json()).toMatchObject({ op: 'insert', after: { id: orderId, total: '19.90' } });
@@ -335,7 +335,7 @@ describe('sluice run publishes outbox events merged with row changes', () => {
       enqueue(client, { aggregateType: 'order', aggregateId: 'o.1', type: 'OrderPlaced', payload: {} }),
     );
     const messages = await exactly(env, 1);
-    expect(messages[0]?.subject).toBe(`${env.SLUICE_SUBJECT_PREFIX}.events.order.o_1.OrderPlaced`);
+    expect(messages[0]?.subject).toBe(`${env.SLUICE_SUBJECT_PREFIX}.events.order.o%2E1.OrderPlaced`);
   });
 });
 

@@ -23,12 +23,14 @@ describe('sluice run refuses to start on bad input, saying what and how to fix',
     const relay = spawnRelay({
       ...relayEnv(pg, nats),
       SLUICE_SNAPSHOT: 'sometimes',
-      SLUICE_TABLES: 'orders',
+      SLUICE_TABLES: 'public.Order Items',
     });
     const { code } = await relay.exited;
     expect(code).not.toBe(0);
     expect(relay.output()).toContain('SLUICE_SNAPSHOT (--snapshot)');
-    expect(relay.output()).toContain('"orders" is not schema.table');
+    expect(relay.output()).toContain(
+      '`public.Order Items` has a space (character 13), which an unquoted name cannot contain; double-quote the name: public."Order Items"',
+    );
   });
 
   it('exits non-zero when wal_level is not logical and says how to change it', async () => {

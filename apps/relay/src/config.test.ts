@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
@@ -38,7 +41,7 @@ describe('loadConfig', () => {
   it('reports every invalid setting at once, by variable and flag', () => {
     let error: unknown;
     try {
-      loadConfig({ SLUICE_SNAPSHOT: 'sometimes', SLUICE_TABLES: 'orders', SLUICE_SLOT: 'Bad-Slot' });
+      loadConfig({ SLUICE_SNAPSHOT: 'sometimes', SLUICE_TABLES: 'public.', SLUICE_SLOT: 'Bad-Slot' });
     } catch (e) {
       error = e;
     }
@@ -47,7 +50,7 @@ describe('loadConfig', () => {
     expect(message).toContain(
       'SLUICE_SNAPSHOT (--snapshot): expected one of initial, never, got "sometimes"',
     );
-    expect(message).toContain('SLUICE_TABLES (--tables): "orders" is not schema.table');
+    expect(message).toContain('SLUICE_TABLES (--tables): `public.` has no table name after the dot');
     expect(message).toContain('SLUICE_SLOT (--slot)');
   });
 
@@ -128,13 +131,15 @@ describe('loadConfig: outbox and mode', () => {
 
   it('names each bad outbox setting and how to write it', () => {
     const message = configError({
-      SLUICE_OUTBOX_TABLE: 'outbox',
+      SLUICE_OUTBOX_TABLE: 'sluice.outbox.v2',
       SLUICE_OUTBOX_COLUMNS: 'aggregate=agg,payload=,type',
       SLUICE_OUTBOX_SUBJECT: '{prefix}.{tenant}.{type}',
       SLUICE_OUTBOX_MESSAGE_PREFIX: 'sluice.heartbeat',
       SLUICE_MODE: 'batch',
     });
-    expect(message).toContain('SLUICE_OUTBOX_TABLE (--outbox-table): "outbox" is not schema.table');
+    expect(message).toContain(
+      'SLUICE_OUTBOX_TABLE (--outbox-table): `sluice.outbox.v2` has 3 dot-separated parts, but a table is schema.table; if a name contains a dot, double-quote it: "sluice.outbox".v2 or sluice."outbox.v2"',
+    );
     expect(message).toContain('SLUICE_OUTBOX_COLUMNS (--outbox-columns): "aggregate=agg" is not key=column');
     expect(message).toContain('payload= needs a column name');
     expect(message).toContain('"type" is not key=column');
@@ -191,5 +196,90 @@ describe('loadConfig: outbox and mode', () => {
     expect(configError({ SLUICE_OUTBOX_TABLE: 'none', SLUICE_OUTBOX_MESSAGE_PREFIX: 'none' })).toContain(
       'nothing to relay',
     );
+  });
+});
+
+/** A config file holding `settings`, for SLUICE_CONFIG. */
+function configFile(settings: unknown): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'sluice-config-')), 'sluice.json');
+  writeFileSync(path, JSON.stringify(settings));
+  return path;
+}
+
+describe('loadConfig: table names', () => {
+  it('reads SLUICE_TABLES as SQL: unquoted names fold, quoted ones keep case, spaces, dots, commas, quotes and Unicode', () => {
+    const { config } = loadConfig({
+      SLUICE_TABLES: 'Public.Orders, public."Order Items", "my.schema"."a,b", "we""ird"."Ünïcode", customers',
+    });
+    expect(config.tables).toEqual([
+      { schema: 'public', table: 'orders' },
+      { schema: 'public', table: 'Order Items' },
+      { schema: 'my.schema', table: 'a,b' },
+      { schema: 'we"ird', table: 'Ünïcode' },
+      { schema: 'public', table: 'customers' },
+    ]);
+  });
+
+  it('quotes each bad entry exactly as written, with the fix', () => {
+    const message = configError({
+      SLUICE_TABLES: 'public.orders, public.Order Items, a.b.c, public.',
+    });
+    expect(message).toContain(
+      'SLUICE_TABLES (--tables): `public.Order Items` has a space (character 13), which an unquoted name cannot contain; double-quote the name: public."Order Items"',
+    );
+    expect(message).toContain('SLUICE_TABLES (--tables): `a.b.c` has 3 dot-separated parts');
+    expect(message).toContain('SLUICE_TABLES (--tables): `public.` has no table name after the dot');
+    expect(configError({ SLUICE_TABLES: 'public."Order Items, public.x' })).toContain(
+      '`public."Order Items, public.x` has a double quote at character 8 that is never closed; end the quoted name with another double quote, e.g. public."Order Items"',
+    );
+  });
+
+  it('refuses a table listed twice, however it is spelled', () => {
+    expect(configError({ SLUICE_TABLES: 'public.orders, Public.ORDERS' })).toContain(
+      '`Public.ORDERS` names public.orders, which `public.orders` already names; list each table once',
+    );
+  });
+
+  it('reads the outbox table with the same rules', () => {
+    expect(loadConfig({ SLUICE_OUTBOX_TABLE: 'App."Outbox Events"' }).config.outboxTable).toEqual({
+      schema: 'app',
+      table: 'Outbox Events',
+    });
+    expect(loadConfig({ SLUICE_OUTBOX_TABLE: 'outbox' }).config.outboxTable).toEqual({
+      schema: 'public',
+      table: 'outbox',
+    });
+    expect(configError({ SLUICE_TABLES: '"sluice"."outbox"' })).toContain(
+      'sluice.outbox is the outbox table',
+    );
+  });
+
+  it('takes exact { schema, table } objects and SQL strings from the config file', () => {
+    const path = configFile({
+      tables: [
+        { schema: 'My.Schema', table: 'Order "Items"' },
+        'Public.Orders',
+        { schema: 'public', table: 'a,b' },
+      ],
+      outboxTable: { schema: 'App', table: 'Outbox' },
+    });
+    const { config, sources } = loadConfig({ SLUICE_CONFIG: path });
+    expect(config.tables).toEqual([
+      { schema: 'My.Schema', table: 'Order "Items"' },
+      { schema: 'public', table: 'orders' },
+      { schema: 'public', table: 'a,b' },
+    ]);
+    expect(config.outboxTable).toEqual({ schema: 'App', table: 'Outbox' });
+    expect(sources.tables).toBe('file');
+  });
+
+  it('quotes a bad config file entry as its JSON', () => {
+    const path = configFile({ tables: [{ schema: 'public' }, { schema: 'public', name: 'x' }, 'a.b.c'] });
+    const message = configError({ SLUICE_CONFIG: path });
+    expect(message).toContain(
+      'SLUICE_TABLES (--tables): `{"schema":"public"}` has no table name; give "table" as a non-empty string',
+    );
+    expect(message).toContain('`{"schema":"public","name":"x"}` has "name", which is not a key of a table');
+    expect(message).toContain('`a.b.c` has 3 dot-separated parts');
   });
 });

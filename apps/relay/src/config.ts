@@ -1,5 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '@sluice/core';
+import {
+  ConfigError,
+  formatTableName,
+  type QualifiedName,
+  quoteEntry,
+  sameTable,
+  splitTableList,
+  TableNameError,
+  tableNameFromConfig,
+} from '@sluice/core';
 import { type OutboxColumns, resolveColumns } from '@sluice/outbox';
 import { subjectFor } from '@sluice/sink-nats';
 import { resolvePollColumns } from '@sluice/source-outbox-poll';
@@ -8,10 +17,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { SETTINGS, type SettingKey, type SettingSpec, settingByKey } from './settings.js';
 
-export interface TableRef {
-  schema: string;
-  table: string;
-}
+export type TableRef = QualifiedName;
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 const SLOT = /^[a-z0-9_]{1,63}$/;
@@ -58,38 +64,54 @@ function bool() {
   });
 }
 
-const tableList = z.string().transform((text, ctx) => {
+/** `none` (any case) switches a feature off. */
+const isNone = (text: string) => text.trim().toLowerCase() === 'none';
+
+/** The entry as the user wrote it, for messages: the text itself, or the config file's JSON. */
+const entryText = (entry: unknown) => (typeof entry === 'string' ? entry.trim() : JSON.stringify(entry));
+
+/** Reads one table; a bad one becomes an issue quoting the entry, and undefined. */
+function readTable(entry: unknown, ctx: z.RefinementCtx): TableRef | undefined {
+  try {
+    return tableNameFromConfig(entry);
+  } catch (err) {
+    if (!(err instanceof TableNameError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.message });
+    return undefined;
+  }
+}
+
+/**
+ * SLUICE_TABLES: a comma list of names written as in SQL (`Public.Orders`, `public."Order Items"`);
+ * the config file may also give an array of such strings and exact `{ "schema", "table" }` objects.
+ */
+const tableList = z.unknown().transform((value, ctx) => {
+  const entries: unknown[] =
+    typeof value === 'string' ? splitTableList(value) : Array.isArray(value) ? value : [value];
   const tables: TableRef[] = [];
-  for (const raw of text.split(',')) {
-    const item = raw.trim();
-    if (item === '') continue;
-    const parts = item.split('.');
-    if (parts.length !== 2 || !parts.every((p) => IDENT.test(p))) {
+  const seen = new Map<string, unknown>();
+  for (const entry of entries) {
+    const table = readTable(entry, ctx);
+    if (!table) continue;
+    const key = `${table.schema}\u0000${table.table}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
       ctx.addIssue({
         code: 'custom',
-        message: `"${item}" is not schema.table (e.g. public.orders; unquoted identifiers only)`,
+        message: `${quoteEntry(entryText(entry))} names ${formatTableName(table)}, which ${quoteEntry(entryText(first))} already names; list each table once`,
       });
       continue;
     }
-    tables.push({ schema: parts[0] as string, table: parts[1] as string });
+    seen.set(key, entry);
+    tables.push(table);
   }
   return tables;
 });
 
-/** `none` (any case) switches a feature off. */
-const isNone = (text: string) => text.trim().toLowerCase() === 'none';
-
-const outboxTable = z.string().transform((text, ctx): TableRef | null => {
-  if (isNone(text)) return null;
-  const parts = text.trim().split('.');
-  if (parts.length !== 2 || !parts.every((p) => IDENT.test(p))) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${text}" is not schema.table (e.g. sluice.outbox or public.outbox; none disables the table outbox)`,
-    });
-    return z.NEVER;
-  }
-  return { schema: parts[0] as string, table: parts[1] as string };
+/** SLUICE_OUTBOX_TABLE: one name written as in SQL (the config file may give `{ schema, table }`), or none. */
+const outboxTable = z.unknown().transform((value, ctx): TableRef | null => {
+  if (typeof value === 'string' && isNone(value)) return null;
+  return readTable(value, ctx) ?? z.NEVER;
 });
 
 /** Setting keys of SLUICE_OUTBOX_COLUMNS: the default column names, lower case. */
@@ -271,8 +293,9 @@ const schema = z
   .superRefine((c, ctx) => {
     const issue = (key: SettingKey, message: string) =>
       ctx.addIssue({ code: 'custom', path: [key], message });
-    const outbox = c.outboxTable ? `${c.outboxTable.schema}.${c.outboxTable.table}` : null;
-    if (outbox && c.tables.some((t) => `${t.schema}.${t.table}` === outbox)) {
+    const outboxTable = c.outboxTable;
+    const outbox = outboxTable ? formatTableName(outboxTable) : null;
+    if (outboxTable && c.tables.some((t) => sameTable(t, outboxTable))) {
       issue(
         'tables',
         `${outbox} is the outbox table: its inserts are published as domain events, so it cannot also be captured as row changes; remove it from SLUICE_TABLES`,
@@ -354,7 +377,10 @@ function isBooleanWord(arg: string | undefined): boolean {
   );
 }
 
-function readConfigFile(path: string): Record<string, string> {
+/** Settings whose file value keeps its JSON shape: tables may be `{ schema, table }` objects. */
+const STRUCTURED_IN_FILE = new Set<string>(['tables', 'outboxTable']);
+
+function readConfigFile(path: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
@@ -367,14 +393,15 @@ function readConfigFile(path: string): Record<string, string> {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError('SLUICE_CONFIG', `${path} must hold a JSON object`);
   }
-  const out: Record<string, string> = {};
+  const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(parsed)) {
     if (!settingByKey(key) || key === 'configFile') {
       throw new ConfigError('SLUICE_CONFIG', `${path}: unknown setting "${key}"`, {
         hint: `known settings: ${SETTINGS.map((s) => s.key).join(', ')}`,
       });
     }
-    out[key] = Array.isArray(value) ? value.join(',') : String(value);
+    if (STRUCTURED_IN_FILE.has(key) && value !== null && typeof value === 'object') out[key] = value;
+    else out[key] = Array.isArray(value) ? value.join(',') : String(value);
   }
   return out;
 }
@@ -389,7 +416,7 @@ function describe(spec: SettingSpec): string {
  */
 export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[] = []): LoadedConfig {
   const flags = parseFlags(argv);
-  const raw: Record<string, string> = {};
+  const raw: Record<string, unknown> = {};
   const sources: ConfigSources = {};
   const fileSpec = settingByKey('configFile') as SettingSpec;
   const configFile = flags['configFile'] ?? env[fileSpec.env];
@@ -400,7 +427,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[] = [])
     const envValue = [spec.env, ...(('envFallbacks' in spec ? spec.envFallbacks : []) as string[])]
       .map((name) => env[name])
       .find((v) => v !== undefined && v !== '');
-    let value: string | undefined;
+    let value: unknown;
     if (flags[key] !== undefined) {
       value = flags[key];
       sources[key] = 'flag';

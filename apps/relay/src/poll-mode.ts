@@ -1,3 +1,4 @@
+import { formatTableName } from '@sluice/core';
 import { comparePollCursors, createOutboxPollSource, type PollCursor } from '@sluice/source-outbox-poll';
 import { lazyPipeline, type ModeContext } from './mode.js';
 import { retryRetriable } from './retry.js';
@@ -40,7 +41,7 @@ export async function runPollMode(ctx: ModeContext): Promise<void> {
   const run = source.run(running.output, signal).catch(failWith);
   logger.info(
     {
-      table: `${table.schema}.${table.table}`,
+      table: formatTableName(table),
       intervalMs: config.pollInterval,
       batchSize: config.pollBatchSize,
     },

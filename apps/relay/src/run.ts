@@ -1,4 +1,4 @@
-import { type ComponentStatus, ConfigError, type Sink, SluiceError } from '@sluice/core';
+import { type ComponentStatus, ConfigError, formatTableName, type Sink, SluiceError } from '@sluice/core';
 import { createMetrics } from '@sluice/metrics';
 import { migrate } from '@sluice/schema';
 import { createNatsSink } from '@sluice/sink-nats';
@@ -65,15 +65,15 @@ export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<
 function summarize(config: RelayConfig) {
   return {
     ...config,
-    tables: config.tables.map((t) => `${t.schema}.${t.table}`),
-    outboxTable: config.outboxTable ? `${config.outboxTable.schema}.${config.outboxTable.table}` : 'none',
+    tables: config.tables.map(formatTableName),
+    outboxTable: config.outboxTable ? formatTableName(config.outboxTable) : 'none',
     outboxMessagePrefix: config.outboxMessagePrefix ?? 'none',
   };
 }
 
 function describeOutbox(config: RelayConfig): string {
   const parts: string[] = [];
-  if (config.outboxTable) parts.push(`table ${config.outboxTable.schema}.${config.outboxTable.table}`);
+  if (config.outboxTable) parts.push(`table ${formatTableName(config.outboxTable)}`);
   if (config.outboxMessagePrefix !== null && config.mode === 'stream') {
     parts.push(`messages "${config.outboxMessagePrefix}"`);
   }

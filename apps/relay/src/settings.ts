@@ -38,7 +38,8 @@ export const SETTINGS = [
     env: 'SLUICE_TABLES',
     flag: '--tables',
     default: '',
-    description: 'Comma list of schema.table to capture with logical replication (empty: outbox only).',
+    description:
+      'Comma list of tables to capture with logical replication, written as in SQL: Public.Orders is public.orders, public."Order Items" keeps case, spaces, dots and commas; a name without a schema is in public (empty: outbox only).',
   },
   {
     key: 'mode',
@@ -54,7 +55,7 @@ export const SETTINGS = [
     flag: '--outbox-table',
     default: 'sluice.outbox',
     description:
-      'Outbox table (schema.table) whose inserts are published as domain events; none disables it.',
+      'Outbox table whose inserts are published as domain events, named as in SQL like SLUICE_TABLES (schema.table); none disables it.',
   },
   {
     key: 'outboxColumns',
@@ -257,7 +258,8 @@ export const SETTINGS = [
     key: 'configFile',
     env: 'SLUICE_CONFIG',
     flag: '--config',
-    description: 'Optional JSON file with any of these settings by key (e.g. {"tables": "public.orders"}).',
+    description:
+      'Optional JSON file with any of these settings by key (e.g. {"tables": "public.orders"}); tables may also be a list of names and exact {"schema": …, "table": …} objects.',
   },
 ] as const satisfies readonly SettingSpec[];
 

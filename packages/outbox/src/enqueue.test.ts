@@ -94,7 +94,7 @@ describe('enqueue', () => {
     const client = recordingClient();
 
     await enqueue(client, order, {
-      table: 'public.Outbox"Events',
+      table: 'public."Outbox""Events"',
       columns: { aggregateType: 'AggregateType', headers: null },
     });
 

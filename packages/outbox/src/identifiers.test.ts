@@ -20,9 +20,11 @@ describe('quoteIdentifier', () => {
 });
 
 describe('parseTableName', () => {
-  it('splits "schema.table" and puts a bare name in public', () => {
+  it('reads "schema.table" as SQL, like SLUICE_OUTBOX_TABLE, and puts a bare name in public', () => {
     expect(parseTableName('sluice.outbox')).toEqual({ schema: 'sluice', name: 'outbox' });
     expect(parseTableName('outbox')).toEqual({ schema: 'public', name: 'outbox' });
+    expect(parseTableName('Shop."Order Events"')).toEqual({ schema: 'shop', name: 'Order Events' });
+    expect(parseTableName('"my.app"."Outbox"')).toEqual({ schema: 'my.app', name: 'Outbox' });
   });
 
   it('takes { schema, name } as exact names, dots included', () => {
@@ -32,9 +34,10 @@ describe('parseTableName', () => {
     });
   });
 
-  it('refuses more than one dot or an empty part, pointing to the object form', () => {
-    expect(() => parseTableName('a.b.c')).toThrow(/pass \{ schema, name \}/);
-    expect(() => parseTableName('.outbox')).toThrow(ConfigError);
+  it('refuses a bad name with a ConfigError quoting it and saying the fix', () => {
+    expect(() => parseTableName('a.b.c')).toThrow(ConfigError);
+    expect(() => parseTableName('a.b.c')).toThrow(/^table: `a\.b\.c` has 3 dot-separated parts.*"a\.b"\.c/);
+    expect(() => parseTableName('.outbox')).toThrow(/no schema name before the dot/);
     expect(() => parseTableName({ schema: '', name: 'outbox' })).toThrow(/table\.schema/);
   });
 });

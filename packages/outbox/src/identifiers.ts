@@ -1,4 +1,4 @@
-import { ConfigError } from '@sluice/core';
+import { ConfigError, parseTableName as parseSqlTableName, TableNameError } from '@sluice/core';
 
 /** A table named exactly (case-sensitive, as in the catalog), not as an SQL fragment. */
 export interface TableName {
@@ -21,9 +21,9 @@ export function quoteIdentifier(name: string, setting = 'identifier'): string {
 }
 
 /**
- * `"schema.table"`, `"table"` (schema `public`) or `{ schema, name }`. Names are exact, never SQL:
- * `Orders` means the table created as `"Orders"`. A name that itself contains a dot needs the object
- * form.
+ * A table name written as in SQL (`sluice.outbox`, `Shop."Order Events"`, `outbox` = `public.outbox`;
+ * unquoted names fold to lower case, double-quoted ones keep case, dots and spaces), the same rules as
+ * SLUICE_OUTBOX_TABLE, or `{ schema, name }` with exact names (no folding, no quotes).
  */
 export function parseTableName(table: string | TableName, setting = 'table'): TableName {
   if (typeof table !== 'string') {
@@ -31,14 +31,13 @@ export function parseTableName(table: string | TableName, setting = 'table'): Ta
     quoteIdentifier(table.name, `${setting}.name`);
     return { schema: table.schema, name: table.name };
   }
-  const parts = table.split('.');
-  if (parts.length > 2 || parts.some((p) => p.length === 0)) {
-    throw new ConfigError(setting, `expected "schema.table" or "table", got ${JSON.stringify(table)}`, {
-      hint: 'for names containing dots pass { schema, name }',
-    });
+  try {
+    const parsed = parseSqlTableName(table.trim());
+    return { schema: parsed.schema, name: parsed.table };
+  } catch (err) {
+    if (!(err instanceof TableNameError)) throw err;
+    throw new ConfigError(setting, err.message, { cause: err });
   }
-  const [schema, name] = parts.length === 2 ? (parts as [string, string]) : ['public', parts[0] as string];
-  return { schema, name };
 }
 
 export function qualifiedTableName(table: TableName): string {

@@ -9,11 +9,18 @@ export {
 export { createNatsSink, type NatsSink } from './sink.js';
 export { type ProvisionOutcome, provisionStream, type StreamSpec } from './stream.js';
 export {
+  decodeSubjectToken,
+  EMPTY_TOKEN,
+  MAX_TOKEN_BYTES,
+  SHORTENED_MARK,
+  subjectToken,
+} from './subject-token.js';
+export {
   CE_TYPE_PREFIX,
+  changeSubject,
   DEFAULT_OUTBOX_SUBJECT_TEMPLATE,
   DEFAULT_SUBJECT_PREFIX,
   type SubjectOptions,
-  sanitizeToken,
   streamSubjects,
   subjectFor,
 } from './subjects.js';

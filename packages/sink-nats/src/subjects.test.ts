@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import {
   compileOutboxTemplate,
   SubjectRouter,
-  sanitizeToken,
   streamSubjects,
   subjectCovers,
   subjectFor,
@@ -37,25 +36,6 @@ function outbox(aggregateType: string, type: string, aggregateId = '42'): Outbox
   return { kind: 'outbox', id: 'e1', aggregateType, aggregateId, type, payload: '{}', headers: {}, source };
 }
 
-describe('sanitizeToken', () => {
-  it('keeps letters, digits, "_" and "-" as they are', () => {
-    expect(sanitizeToken('Order_items-2')).toBe('Order_items-2');
-  });
-
-  it('replaces dots, wildcards, spaces and non-ASCII with "_" so a name stays one token', () => {
-    expect(sanitizeToken('a.b')).toBe('a_b');
-    expect(sanitizeToken('*')).toBe('_');
-    expect(sanitizeToken('>')).toBe('_');
-    expect(sanitizeToken('order lines')).toBe('order_lines');
-    expect(sanitizeToken('café')).toBe('caf_');
-    expect(sanitizeToken('a\r\nb')).toBe('a__b');
-  });
-
-  it('turns an empty name into "_" so the subject keeps its shape', () => {
-    expect(sanitizeToken('')).toBe('_');
-  });
-});
-
 describe('subjectFor', () => {
   it('routes a row change to <prefix>.cdc.<schema>.<table>.<op>', () => {
     expect(subjectFor(change('public', 'orders', 'update'))).toBe('sluice.cdc.public.orders.update');
@@ -64,14 +44,41 @@ describe('subjectFor', () => {
     );
   });
 
-  it('sanitises quoted identifiers with dots or wildcards in a row-change subject', () => {
-    expect(subjectFor(change('my.schema', 'order*s'))).toBe('sluice.cdc.my_schema.order_s.insert');
+  it('escapes quoted identifiers with dots, wildcards or spaces so each stays one token', () => {
+    expect(subjectFor(change('my.schema', 'order*s'))).toBe('sluice.cdc.my%2Eschema.order%2As.insert');
+    expect(subjectFor(change('public', 'Order Items'))).toBe('sluice.cdc.public.Order%20Items.insert');
+    expect(subjectFor(change('we"ird', 'Ünïcode'))).toBe('sluice.cdc.we"ird.Ünïcode.insert');
+    expect(subjectFor(change('a.b', 'c'))).not.toBe(subjectFor(change('a', 'b.c')));
+    expect(subjectFor(change('a.b', 'c'))).not.toBe(subjectFor(change('a_b', 'c')));
+  });
+
+  it('gives distinct tables distinct subjects (seeded random schema and table names)', () => {
+    let state = 42;
+    const random = () => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
+    const alphabet = ['a', '_', '.', ' ', '%', '2', 'E', '*', '>', 'é', '"', ','];
+    const name = () =>
+      Array.from(
+        { length: 1 + Math.floor(random() * 5) },
+        () => alphabet[Math.floor(random() * alphabet.length)],
+      ).join('');
+    const seen = new Map<string, string>();
+    for (let i = 0; i < 5000; i++) {
+      const [schema, table] = [name(), name()];
+      const subject = subjectFor(change(schema, table));
+      expect(subject.split('.')).toHaveLength(5);
+      const key = JSON.stringify([schema, table]);
+      expect(seen.get(subject) ?? key).toBe(key);
+      seen.set(subject, key);
+    }
   });
 
   it('routes an outbox event by the default template to <prefix>.outbox.<aggregatetype>.<type>', () => {
     expect(subjectFor(outbox('order', 'OrderPaid'))).toBe('sluice.outbox.order.OrderPaid');
-    expect(subjectFor(outbox('order.v2', 'order paid'))).toBe('sluice.outbox.order_v2.order_paid');
-    expect(subjectFor(outbox('', ''))).toBe('sluice.outbox._._');
+    expect(subjectFor(outbox('order.v2', 'order paid'))).toBe('sluice.outbox.order%2Ev2.order%20paid');
+    expect(subjectFor(outbox('', ''))).toBe('sluice.outbox.%.%');
   });
 
   it('fills a custom template, including the aggregate id', () => {
@@ -79,7 +86,7 @@ describe('subjectFor', () => {
       subjectPrefix: 'p',
       outboxSubjectTemplate: 'events.{aggregatetype}.{aggregateid}.{type}',
     };
-    expect(subjectFor(outbox('order', 'Paid', 'a.b'), options)).toBe('events.order.a_b.Paid');
+    expect(subjectFor(outbox('order', 'Paid', 'a.b'), options)).toBe('events.order.a%2Eb.Paid');
   });
 });
 
@@ -95,6 +102,13 @@ describe('compileOutboxTemplate', () => {
     expect(() => compileOutboxTemplate('{prefix}..{type}', 'sluice')).toThrow(ConfigError);
     expect(() => compileOutboxTemplate('{prefix}.*.{type}', 'sluice')).toThrow(ConfigError);
     expect(() => compileOutboxTemplate('{prefix}.a b', 'sluice')).toThrow(ConfigError);
+  });
+
+  it('rejects a placeholder sharing its token with other text, where values could meet', () => {
+    expect(() => compileOutboxTemplate('{prefix}.o.{aggregatetype}-{type}', 'sluice')).toThrow(
+      /puts a placeholder inside the token "\{aggregatetype\}-\{type\}" with other text/,
+    );
+    expect(() => compileOutboxTemplate('x{prefix}.o', 'sluice')).toThrow(ConfigError);
   });
 
   it('rejects a prefix with wildcards or empty tokens', () => {
@@ -140,7 +154,13 @@ describe('SubjectRouter', () => {
   });
 
   it('keeps CR/LF out of ce-subject for a table whose quoted name contains a newline', () => {
-    expect(new SubjectRouter().change('public', 'bad\nname', 'insert').ceSubject).toBe('public.bad name');
+    expect(new SubjectRouter().change('public', 'bad\nname', 'insert').ceSubject).toBe('public."bad name"');
+  });
+
+  it('writes ce-subject as SQL, quoted where needed, so "a.b".c and a."b.c" differ', () => {
+    const router = new SubjectRouter();
+    expect(router.change('a.b', 'c', 'insert').ceSubject).toBe('"a.b".c');
+    expect(router.change('a', 'b.c', 'insert').ceSubject).toBe('a."b.c"');
   });
 
   it('routes outbox events per aggregate id when the template uses {aggregateid}', () => {

@@ -1,29 +1,17 @@
-import { type ChangeOp, ConfigError, type RelayEvent } from '@sluice/core';
+import { type ChangeOp, ConfigError, formatTableName, type RelayEvent } from '@sluice/core';
+import { subjectToken } from './subject-token.js';
 
 export const DEFAULT_SUBJECT_PREFIX = 'sluice';
 export const DEFAULT_OUTBOX_SUBJECT_TEMPLATE = '{prefix}.outbox.{aggregatetype}.{type}';
-
-const UNSAFE = /[^A-Za-z0-9_-]/g;
-const UNSAFE_TEST = /[^A-Za-z0-9_-]/;
-
-/**
- * Makes `value` one subject token: anything outside `[A-Za-z0-9_-]` (dots, wildcards, spaces,
- * non-ASCII) becomes `_`, and an empty value becomes `_`, so a table or type name can never
- * split a subject or turn into a wildcard.
- */
-export function sanitizeToken(value: string): string {
-  if (value.length === 0) return '_';
-  return UNSAFE_TEST.test(value) ? value.replace(UNSAFE, '_') : value;
-}
 
 export interface SubjectOptions {
   subjectPrefix?: string;
   outboxSubjectTemplate?: string;
 }
 
-/** `<prefix>.cdc.<schema>.<table>.<op>`, every variable part sanitised. */
+/** `<prefix>.cdc.<schema>.<table>.<op>`, schema and table each one token (`subjectToken`). */
 export function changeSubject(prefix: string, schema: string, table: string, op: ChangeOp): string {
-  return `${prefix}.cdc.${sanitizeToken(schema)}.${sanitizeToken(table)}.${op}`;
+  return `${prefix}.cdc.${subjectToken(schema)}.${subjectToken(table)}.${op}`;
 }
 
 type OutboxSubjectFn = (aggregateType: string, type: string, aggregateId: string) => string;
@@ -42,7 +30,7 @@ export function validatePrefix(prefix: string): void {
 
 /**
  * Compiles the outbox subject template once. Placeholders: {prefix}, {aggregatetype}, {type},
- * {aggregateid}; each substituted value is sanitised into a single token.
+ * {aggregateid}; each substituted value becomes exactly one token (`subjectToken`).
  */
 export function compileOutboxTemplate(template: string, prefix: string): OutboxSubjectFn {
   validatePrefix(prefix);
@@ -52,6 +40,16 @@ export function compileOutboxTemplate(template: string, prefix: string): OutboxS
         hint: 'use only {prefix}, {aggregatetype}, {type} and {aggregateid}',
       });
     }
+  }
+  // A placeholder shares its token with nothing: `{aggregatetype}-{type}` would give a-b + c and
+  // a + b-c the same subject, and a subscriber could not match one value with `*`.
+  const shared = template.split('.').find((token) => token.includes('{') && !/^\{[a-z]+\}$/.test(token));
+  if (shared !== undefined) {
+    throw new ConfigError(
+      'outboxSubjectTemplate',
+      `"${template}" puts a placeholder inside the token "${shared}" with other text`,
+      { hint: 'make each placeholder a whole token, e.g. "{prefix}.outbox.{aggregatetype}.{type}"' },
+    );
   }
   const probe = template.replace(PLACEHOLDER, 'x');
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(probe)) {
@@ -65,9 +63,9 @@ export function compileOutboxTemplate(template: string, prefix: string): OutboxS
     let out = '';
     for (const part of parts) {
       if (part === '{prefix}') out += prefix;
-      else if (part === '{aggregatetype}') out += sanitizeToken(aggregateType);
-      else if (part === '{type}') out += sanitizeToken(type);
-      else if (part === '{aggregateid}') out += sanitizeToken(aggregateId);
+      else if (part === '{aggregatetype}') out += subjectToken(aggregateType);
+      else if (part === '{type}') out += subjectToken(type);
+      else if (part === '{aggregateid}') out += subjectToken(aggregateId);
       else out += part;
     }
     return out;
@@ -116,7 +114,7 @@ export interface ChangeRoute {
   subject: string;
   /** CloudEvents `type`: `io.sluice.cdc.<op>`. */
   ceType: string;
-  /** CloudEvents `subject`: `<schema>.<table>`, with CR/LF (illegal in headers) replaced. */
+  /** CloudEvents `subject`: `schema.table`, quoted where needed (`public."Order Items"`), CR/LF (illegal in headers) replaced. */
   ceSubject: string;
 }
 
@@ -158,7 +156,7 @@ export class SubjectRouter {
       route = {
         subject: changeSubject(this.prefix, schema, table, op),
         ceType: `${CE_TYPE_PREFIX}${op}`,
-        ceSubject: `${schema}.${table}`.replace(/[\r\n]/g, ' '),
+        ceSubject: formatTableName({ schema, table }).replace(/[\r\n]/g, ' '),
       };
       ops[op] = route;
     }

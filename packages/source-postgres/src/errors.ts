@@ -14,12 +14,19 @@ export class WalLevelError extends PermanentError {
 export class MissingTablesError extends ConfigError {
   override name = 'MissingTablesError';
   readonly tables: string[];
-  constructor(where: string, tables: string[]) {
+  /**
+   * @param similar tables that differ only in case (`public."Orders"` for `public.orders`): names are
+   *   read as SQL, so an unquoted `Orders` folds to lower case.
+   */
+  constructor(where: string, tables: string[], similar: string[] = []) {
     super(
       'tables',
       `${tables.length === 1 ? 'table' : 'tables'} ${tables.join(', ')} not found in ${where}`,
       {
-        hint: 'create them (run the application migrations first) or remove them from the tables setting',
+        hint:
+          similar.length > 0
+            ? `did you mean ${similar.join(', ')}? Names are read as SQL: unquoted names fold to lower case, so double-quote a name to keep its case`
+            : 'create them (run the application migrations first) or remove them from the tables setting',
       },
     );
     this.tables = tables;

@@ -1,4 +1,11 @@
-import { ConfigError, type Logger, type Metrics, noopMetrics, silentLogger } from '@sluice/core';
+import {
+  ConfigError,
+  formatTableName,
+  type Logger,
+  type Metrics,
+  noopMetrics,
+  silentLogger,
+} from '@sluice/core';
 import type { OutboxHooks } from './outbox-hooks.js';
 import type { SnapshotHooks } from './snapshot/contract.js';
 
@@ -97,11 +104,8 @@ export function resolveOptions(options: PostgresSourceOptions): ResolvedOptions 
   }
   const tables = checkTables('tables', options.tables ?? []);
   const outboxTables = checkTables('outboxHooks.tables', options.outboxHooks?.tables ?? []);
-  const published = new Set(tables.map((t) => `${t.schema}.${t.table}`));
-  const publishedTables = [
-    ...tables,
-    ...outboxTables.filter((t) => !published.has(`${t.schema}.${t.table}`)),
-  ];
+  const published = new Set(tables.map(formatTableName));
+  const publishedTables = [...tables, ...outboxTables.filter((t) => !published.has(formatTableName(t)))];
   const snapshot = options.snapshot ?? 'initial';
   if (snapshot !== 'initial' && snapshot !== 'never') {
     throw new ConfigError('snapshot', `expected 'initial' or 'never', got ${describe(snapshot)}`);
@@ -148,7 +152,8 @@ function checkTables(setting: string, tables: readonly TableRef[]): TableRef[] {
         `expected { schema, table } with non-empty names, got ${JSON.stringify(t)}`,
       );
     }
-    const name = `${t.schema}.${t.table}`;
+    // Quoted where needed: "a.b".c and a."b.c" are two tables.
+    const name = formatTableName(t);
     if (seen.has(name)) throw new ConfigError(setting, `${name} is listed twice`);
     seen.add(name);
     return { schema: t.schema, table: t.table };

@@ -1,4 +1,4 @@
-import { type Logger, PermanentError } from '@sluice/core';
+import { formatTableName, type Logger, PermanentError } from '@sluice/core';
 import {
   InvalidOutboxEventError,
   type OutboxColumns,
@@ -38,7 +38,7 @@ export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
   let insertedIn: bigint | undefined;
 
   if (table) {
-    const name = `${table.schema}.${table.table}`;
+    const name = formatTableName(table);
     hooks.onInsert = (relation, row, context, raw) => {
       if (relation.schema !== table.schema || relation.table !== table.table) return undefined;
       insertedIn = context.transaction?.commitLsn;
@@ -59,7 +59,7 @@ export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
       if (op === 'delete' && insertedIn !== undefined && context.transaction?.commitLsn === insertedIn)
         return;
       warnOnce(
-        `${relation.schema}.${relation.table}`,
+        formatTableName(relation),
         { table: name, op },
         `outbox table ${name}: ignoring ${op === 'update' ? 'an' : 'a'} ${op} (and every later update, delete or truncate of it): only inserts ` +
           'are outbox events, so changing or removing a row never publishes anything. Deleting rows that were ' +
@@ -156,5 +156,5 @@ export async function checkOutboxTable(
 }
 
 function describe(table: TableRef): string {
-  return `${table.schema}.${table.table}`;
+  return formatTableName(table);
 }

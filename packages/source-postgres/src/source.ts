@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type ComponentStatus,
+  formatTableName,
   PermanentError,
   RetriableError,
   SluiceError,
@@ -150,7 +151,7 @@ class PostgresReplicationSource implements PostgresSource {
           newSlot: report.slot.created,
           confirmedFlushLsn: confirmed === null ? null : formatLsn(confirmed),
           publication: report.publication.name,
-          tables: report.tables.map((t) => `${t.schema}.${t.table}`),
+          tables: report.tables.map(formatTableName),
         },
         'postgres source ready to stream',
       );
@@ -231,10 +232,10 @@ class PostgresReplicationSource implements PostgresSource {
     monitor: SlotMonitor,
   ): Promise<void> {
     const { logger, metrics, slot } = this.options;
-    const primaryKeys = new Map(report.tables.map((t) => [`${t.schema}.${t.table}`, t.primaryKey]));
+    const primaryKeys = new Map(report.tables.map((t) => [formatTableName(t), t.primaryKey]));
     const tables: CapturedTable[] = this.options.tables.map((t) => ({
       ...t,
-      primaryKey: primaryKeys.get(`${t.schema}.${t.table}`) ?? [],
+      primaryKey: primaryKeys.get(formatTableName(t)) ?? [],
     }));
     let attempt = 0;
     while (!signal.aborted) {

@@ -1,4 +1,4 @@
-import { type Logger, PermanentError } from '@sluice/core';
+import { formatTableName, type Logger, PermanentError } from '@sluice/core';
 import { type ProtocolVersion, parseLsn, type ReplicaIdentity } from '@sluice/pgoutput';
 import type pg from 'pg';
 import {
@@ -10,6 +10,8 @@ import {
   WalLevelError,
 } from './errors.js';
 import type { ResolvedOptions } from './options.js';
+import { checkPartitions } from './partitions.js';
+import { sameButForCase } from './similar-tables.js';
 import { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral, sqlState } from './sql.js';
 
 /** A published table: a captured one (`tables`) or one the outbox hooks asked for. */
@@ -98,6 +100,7 @@ export async function runStartupChecks(
   const serverVersionNum = Number(server.version_num);
   const warnings: string[] = [];
   const tables = await inspectTables(client, options, where, warnings);
+  await checkPartitions(client, options, serverVersionNum, where);
   const publication = await ensurePublication(client, options, serverVersionNum, where, warnings, logger);
   const slot = await ensureSlot(client, options, serverVersionNum, server.database, where, logger);
   for (const w of warnings) logger.warn({ where }, w);
@@ -141,8 +144,10 @@ async function inspectTables(
       ORDER BY t.ord`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  const missing = rows.filter((r) => r.oid === null).map((r) => `${r.schema}.${r.table}`);
-  if (missing.length > 0) throw new MissingTablesError(where, missing);
+  const missing = rows.filter((r) => r.oid === null);
+  if (missing.length > 0) {
+    throw new MissingTablesError(where, missing.map(formatTableName), await sameButForCase(client, missing));
+  }
   return rows.map((r) => {
     const info: TableInfo = {
       schema: r.schema,
@@ -161,7 +166,7 @@ async function inspectTables(
           ? `has no primary key and REPLICA IDENTITY ${info.replicaIdentity.toUpperCase()}`
           : 'has REPLICA IDENTITY NOTHING';
       warnings.push(
-        `table ${info.schema}.${info.table} ${why}: its updates and deletes carry no key, and while it is in ` +
+        `table ${formatTableName(info)} ${why}: its updates and deletes carry no key, and while it is in ` +
           `publication "${options.publication}" Postgres rejects UPDATE and DELETE on it ("does not have a replica identity"). ` +
           `Fix: ALTER TABLE ${name} REPLICA IDENTITY FULL; or add a primary key`,
       );
@@ -233,7 +238,7 @@ async function ensurePublication(
     // 42710: a concurrent relay added one of them first; the next start-up sees it.
     if (sqlState(err) !== '42710') throw publicationError(err, name, where, sql);
   }
-  const addedTables = missing.map((t) => `${t.schema}.${t.table}`);
+  const addedTables = missing.map(formatTableName);
   logger.info({ publication: name, addedTables }, 'added tables to the publication');
   return { name, created: false, addedTables };
 }

@@ -1,3 +1,4 @@
+import { formatTableName } from '@sluice/core';
 import { builtinTypeOid } from '@sluice/pgoutput';
 import type { Pool } from 'pg';
 
@@ -32,9 +33,9 @@ export function qualifiedName(t: TableName): string {
   return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
 }
 
-/** For logs and errors: `public.orders`. */
+/** For logs, errors and map keys: `public.orders`, `public."Order Items"` (quoted where needed, so unambiguous). */
 export function displayName(t: TableName): string {
-  return `${t.schema}.${t.table}`;
+  return formatTableName(t);
 }
 
 const RELATION_SQL = `
