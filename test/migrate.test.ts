@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MIGRATIONS_LOCK_KEY, MigrationError, migrate, migrationSql } from '@sluice/schema';
+import { checkMigrations, MIGRATIONS_LOCK_KEY, MigrationError, migrate, migrationSql } from '@sluice/schema';
 import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -205,5 +205,57 @@ describe('migrationSql', () => {
       'snapshot_progress',
     ]);
     expect(await migrate(pool)).toEqual({ applied: [] });
+  });
+});
+
+describe('checkMigrations', () => {
+  it('reports what migrate would apply without creating anything, and nothing once applied', async () => {
+    const database = await freshDatabase();
+    const pool = poolFor(database);
+
+    expect(await checkMigrations(pool)).toEqual({ pending: ['0000_init', '0001_poll_mode'] });
+    const { rows } = await pool.query<{ n: string }>(
+      "SELECT count(*)::text AS n FROM pg_namespace WHERE nspname = 'sluice'",
+    );
+    expect(rows[0]?.n).toBe('0');
+    await migrate(pool);
+    expect(await checkMigrations(pool)).toEqual({ pending: [] });
+  });
+
+  it('refuses, naming the GRANT, a role that may not create the sluice schema', async () => {
+    const database = await freshDatabase();
+    await server.query(`CREATE ROLE check_no_create_${database} LOGIN`);
+    const pool = new pg.Pool({
+      connectionString: server.url(database).replace('postgres@', `check_no_create_${database}@`),
+      max: 1,
+    });
+    pools.push(pool);
+
+    const err = await checkMigrations(pool).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MigrationError);
+    expect((err as MigrationError).retriable).toBe(false);
+    expect((err as Error).message).toContain(
+      `role "check_no_create_${database}" may not create the schema "sluice" for Sluice's migrations (0000_init, 0001_poll_mode): it lacks CREATE on database "${database}"`,
+    );
+    expect((err as Error).message).toContain(
+      `GRANT CREATE ON DATABASE "${database}" TO "check_no_create_${database}";`,
+    );
+  });
+
+  it('refuses a role that may not create objects in an existing sluice schema with pending migrations', async () => {
+    const database = await freshDatabase();
+    const owner = poolFor(database);
+    await owner.query('CREATE SCHEMA sluice');
+    await server.query(`CREATE ROLE check_no_schema_${database} LOGIN`);
+    await owner.query(`GRANT USAGE ON SCHEMA sluice TO check_no_schema_${database}`);
+    const pool = new pg.Pool({
+      connectionString: server.url(database).replace('postgres@', `check_no_schema_${database}@`),
+      max: 1,
+    });
+    pools.push(pool);
+
+    await expect(checkMigrations(pool)).rejects.toThrow(
+      `GRANT CREATE ON SCHEMA "sluice" TO "check_no_schema_${database}";`,
+    );
   });
 });

@@ -158,6 +158,31 @@ describe('enqueue into an existing table', () => {
     ]);
   });
 
+  it('writes a numeric aggregateId as its decimal text, into a text column and into a bigint one', async () => {
+    await pool.query(`CREATE TABLE IF NOT EXISTS public.int_outbox (
+      id uuid PRIMARY KEY, aggregatetype text NOT NULL, aggregateid bigint NOT NULL, type text NOT NULL, payload jsonb)`);
+    await inTransaction(async (client) => {
+      await enqueue(client, [
+        { ...order, aggregateId: 7 },
+        { ...order, aggregateId: 12345678901234567890n },
+      ]);
+      await enqueue(
+        client,
+        { ...order, aggregateId: 9007199254740993n },
+        {
+          table: 'public.int_outbox',
+          columns: { headers: null },
+        },
+      );
+    });
+
+    expect((await outboxRows()).map((r) => r.aggregateid)).toEqual(['12345678901234567890', '7']);
+    const { rows } = await pool.query<{ id: string }>(
+      'SELECT aggregateid::text AS id FROM public.int_outbox',
+    );
+    expect(rows).toEqual([{ id: '9007199254740993' }]);
+  });
+
   it('maps renamed, mixed-case columns of a table whose names need quoting', async () => {
     const columns = {
       id: 'eventId',

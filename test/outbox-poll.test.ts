@@ -336,6 +336,7 @@ describe('poll mode', () => {
     expect(leader.source.status()).toEqual({ ready: true });
     expect(second.source.status()).toEqual({
       ready: false,
+      standby: true,
       detail: expect.stringMatching(
         new RegExp(
           `^standby: another relay holds the outbox poll lock for "sluice"\\."outbox" \\(pid ${rows[0]?.pid}\\b`,

@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { parseExposition } from '@sluice/metrics';
 import { emit, enqueue } from '@sluice/outbox';
-import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import {
+  freePort,
+  type NatsServer,
+  type PostgresServer,
+  startNats,
+  startPostgres,
+  waitFor,
+} from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitForConnectionsClosed } from './support/connections.js';
@@ -27,6 +37,16 @@ afterAll(async () => {
   await waitForConnectionsClosed(server, "application_name = 'outbox-relay-test'");
   await Promise.all([server?.dispose(), nats?.dispose()]);
 });
+
+/** Names of the streams nats-server holds. */
+async function readStreamNames(): Promise<string[]> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    return await (await jetstreamManager(nc)).streams.names().next();
+  } finally {
+    await nc.close();
+  }
+}
 
 async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
   const relay = spawnRelay(env);
@@ -339,17 +359,51 @@ describe('sluice run publishes outbox events merged with row changes', () => {
   });
 });
 
+describe('sluice run keeps metric labels bounded', () => {
+  it('counts outbox aggregate types past the 100th under table="_other" on /metrics', async () => {
+    const port = await freePort();
+    const env = relayEnv(server, nats, { SLUICE_TABLES: '', SLUICE_HTTP_PORT: String(port) });
+    await startRelay(env);
+    // An application that (wrongly) puts an id into the aggregate type: 103 distinct values.
+    await inTransaction((client) =>
+      enqueue(
+        client,
+        Array.from({ length: 103 }, (_, i) => ({
+          aggregateType: `tenant-${i}`,
+          aggregateId: String(i),
+          type: 'Touched',
+          payload: {},
+        })),
+      ),
+    );
+    await exactly(env, 103);
+
+    const published = async () =>
+      parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).filter(
+        (x) => x.name === 'sluice_events_published_total' && x.labels['kind'] === 'outbox',
+      );
+    await waitFor(async () => (await published()).reduce((n, x) => n + x.value, 0) === 103, {
+      message: 'all 103 outbox events counted on /metrics',
+    });
+    const series = await published();
+    expect(series).toHaveLength(101);
+    expect(series.find((x) => x.labels['table'] === '_other')?.value).toBe(3);
+    expect(series.filter((x) => x.labels['table'] !== '_other').every((x) => x.value === 1)).toBe(true);
+  });
+});
+
 describe('sluice run relays an existing outbox table with configuration only', () => {
   it("reads Debezium's outbox table (no headers column) unchanged", async () => {
     await server.query(`CREATE TABLE public.outbox (
       id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid varchar(255) NOT NULL,
       type varchar(255) NOT NULL, payload jsonb)`);
+    // No SLUICE_OUTBOX_COLUMNS: the missing headers column is detected from the table.
     const env = relayEnv(server, nats, {
       SLUICE_TABLES: 'public.orders',
       SLUICE_OUTBOX_TABLE: 'public.outbox',
-      SLUICE_OUTBOX_COLUMNS: 'headers=',
     });
-    await startRelay(env);
+    const relay = await startRelay(env);
+    expect(relay.output()).not.toMatch(/"level":"(warn|error|fatal)"/);
 
     const id = await inTransaction(async (client) => {
       await insertOrder(client);
@@ -368,6 +422,44 @@ describe('sluice run relays an existing outbox table with configuration only', (
     ]);
     expect(messages[1]?.headers['Nats-Msg-Id']).toBe(id);
     expect(messages[1]?.body).toBe('{"total": 8}');
+  });
+
+  it('still takes an explicit headers= for a table without headers, and a numeric aggregateid as its text', async () => {
+    await server.query(`CREATE TABLE public.int_outbox (
+      id uuid PRIMARY KEY, aggregatetype text NOT NULL, aggregateid bigint NOT NULL, type text NOT NULL, payload jsonb)`);
+    const env = relayEnv(server, nats, {
+      SLUICE_TABLES: '',
+      SLUICE_OUTBOX_TABLE: 'public.int_outbox',
+      SLUICE_OUTBOX_COLUMNS: 'headers=',
+    });
+    await startRelay(env);
+
+    await inTransaction((client) =>
+      enqueue(
+        client,
+        { aggregateType: 'account', aggregateId: 9007199254740993n, type: 'Opened', payload: {} },
+        { table: 'public.int_outbox', columns: { headers: null } },
+      ),
+    );
+
+    const [message] = await exactly(env, 1);
+    expect(message?.headers['ce-subject']).toBe('9007199254740993');
+    expect(message?.body).toBe('{}');
+  });
+
+  it('exits 1 when SLUICE_OUTBOX_COLUMNS names a headers column the table lacks, creating nothing', async () => {
+    await server.query(`CREATE TABLE public.named_outbox (
+      id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb)`);
+    const env = relayEnv(server, nats, {
+      SLUICE_OUTBOX_TABLE: 'public.named_outbox',
+      SLUICE_OUTBOX_COLUMNS: 'headers=meta',
+    });
+    const relay = spawnRelay(env);
+    relays.push(relay);
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toContain('the outbox table public.named_outbox has no column meta (headers)');
+    expect(relay.output()).toContain('headers= when it has no headers column');
+    expect(await readStreamNames()).not.toContain(env.SLUICE_STREAM);
   });
 
   it('reads a table with renamed columns mapped by SLUICE_OUTBOX_COLUMNS, a json payload kept as written', async () => {
@@ -441,9 +533,11 @@ describe('sluice run relays an existing outbox table with configuration only', (
     relays.push(relay);
     expect((await relay.exited).code).toBe(1);
     const output = relay.output();
+    // headers is optional: only the five required columns are named.
     expect(output).toContain(
-      'the outbox table public.events_v1 has no column aggregatetype, aggregateid, type, payload, headers',
+      'the outbox table public.events_v1 has no column aggregatetype, aggregateid, type, payload',
     );
+    expect(output).not.toContain('payload, headers');
     expect(output).toContain('SLUICE_OUTBOX_COLUMNS');
   });
 });
@@ -549,6 +643,28 @@ describe('sluice run in poll mode (SLUICE_MODE=poll)', () => {
       async () => (await app.query('SELECT count(*)::int AS n FROM sluice.outbox')).rows[0]?.n === 0,
       { message: 'published rows deleted from sluice.outbox' },
     );
+  });
+
+  it('polls a table without a headers column with no SLUICE_OUTBOX_COLUMNS: the column is detected as absent', async () => {
+    await app.query(`CREATE TABLE public.plain_outbox (
+      id uuid PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text NOT NULL, type text NOT NULL, payload jsonb,
+      txid xid8 NOT NULL DEFAULT pg_current_xact_id(), position bigint GENERATED ALWAYS AS IDENTITY)`);
+    await app.query('CREATE INDEX ON public.plain_outbox (txid, position)');
+    const env = relayEnv(server, nats, { SLUICE_TABLES: '', SLUICE_OUTBOX_TABLE: 'public.plain_outbox' });
+    await startPolling(env);
+
+    const id = await appTransaction((client) =>
+      enqueue(
+        client,
+        { aggregateType: 'order', aggregateId: 3, type: 'OrderPlaced', payload: { n: 1 } },
+        { table: 'public.plain_outbox', columns: { headers: null } },
+      ),
+    );
+
+    const [message] = await exactly(env, 1);
+    expect(message?.headers['Nats-Msg-Id']).toBe(id);
+    expect(message?.headers['ce-subject']).toBe('3');
+    expect(message?.body).toBe('{"n": 1}');
   });
 
   it('with SLUICE_POLL_CLEANUP=mark keeps published rows and sets published_at', async () => {

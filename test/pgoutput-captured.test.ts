@@ -4,18 +4,22 @@
 // message, never with literals.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { type ChangeEvent, encodeEnvelope, type RelayEvent, silentLogger } from '@sluice/core';
 import {
+  builtinTypeOid,
   formatLsn,
   keyTupleToRow,
   PgOutputDecoder,
   type PgOutputMessage,
   type ProtocolVersion,
   parseLsn,
+  RawJson,
   type RelationMessage,
   type Row,
   tupleToRow,
   UNCHANGED_TOAST,
 } from '@sluice/pgoutput';
+import { ChangeDecoder } from '@sluice/source-postgres';
 import { describe, expect, it } from 'vitest';
 
 const FIXTURE_DIR = new URL('./fixtures/pgoutput/', import.meta.url);
@@ -58,9 +62,13 @@ function only<T extends PgOutputMessage['tag']>(
   return messages.filter((m): m is Extract<PgOutputMessage, { tag: T }> => m.tag === tag);
 }
 
-/** Applies the value layer the way a consumer does: each change against the latest Relation for its OID. */
+/**
+ * Applies the value layer the way a consumer does: each change against the latest Relation for its OID,
+ * with domain columns read as the base type their Type message names.
+ */
 function rowsOf(messages: PgOutputMessage[]) {
   const relations = new Map<number, RelationMessage>();
+  const builtin = new Map<number, number>();
   const rows: { tag: string; table: string; old?: Row; new?: Row; unchanged?: string[] }[] = [];
   const columnsOf = (oid: number) => {
     const relation = relations.get(oid);
@@ -68,8 +76,13 @@ function rowsOf(messages: PgOutputMessage[]) {
     return relation;
   };
   for (const m of messages) {
-    if (m.tag === 'relation') relations.set(m.relationOid, m);
-    else if (m.tag === 'insert') {
+    if (m.tag === 'type') {
+      const oid = builtinTypeOid(m.schema, m.name);
+      if (oid !== undefined) builtin.set(m.typeOid, oid);
+    } else if (m.tag === 'relation') {
+      const columns = m.columns.map((c) => ({ ...c, typeOid: builtin.get(c.typeOid) ?? c.typeOid }));
+      relations.set(m.relationOid, { ...m, columns });
+    } else if (m.tag === 'insert') {
       const rel = columnsOf(m.relationOid);
       const { row, unchanged } = tupleToRow(rel.columns, m.new);
       rows.push({ tag: 'insert', table: rel.name, new: row, ...(unchanged.length ? { unchanged } : {}) });
@@ -120,6 +133,7 @@ describe('every captured fixture', () => {
       '07-alter-table',
       '08-custom-types',
       '09-origin',
+      '10-exact-values',
     ]);
   });
 
@@ -240,15 +254,15 @@ describe('01: every common column type, replica identity default and full', () =
       i2: -32768,
       i4: 2147483647,
       i8: '9223372036854775807',
-      f4: 1.5,
-      f8: Math.PI,
+      f4: new RawJson('1.5'),
+      f8: new RawJson('3.141592653589793'),
       num: '12345678.1234',
       t: 'héllo "wörld"\n\ttab',
       vc: 'varchar',
       ch: 'ab   ',
       u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-      j: { a: [1, 2.5, null] },
-      jb: { a: 1, b: { c: true } },
+      j: new RawJson('{"a": [1, 2.5, null]}'),
+      jb: new RawJson('{"a": 1, "b": {"c": true}}'),
       by: '3q2+7w==',
       d: '2024-02-29',
       tm: '23:59:59.999999',
@@ -278,8 +292,8 @@ describe('01: every common column type, replica identity default and full', () =
       vc: '',
       ch: '     ',
       u: '00000000-0000-0000-0000-000000000000',
-      j: null,
-      jb: [],
+      j: new RawJson('null'),
+      jb: new RawJson('[]'),
       by: '',
       d: 'infinity',
       tm: '00:00:00',
@@ -630,12 +644,12 @@ describe('08: user-defined types', () => {
     ]);
   });
 
-  it('keeps the text of values whose type the value layer does not know', () => {
+  it('reads the domain as its base type and keeps the text of values whose type the value layer does not know', () => {
     expect(rowsOf(messages)).toEqual([
       {
         tag: 'insert',
         table: 'custom',
-        new: { id: 1, n: '5', p: '(1,"one, ""quoted""")', ps: '{"(2,two)","(3,)"}' },
+        new: { id: 1, n: 5, p: '(1,"one, ""quoted""")', ps: '{"(2,two)","(3,)"}' },
       },
     ]);
   });
@@ -650,5 +664,67 @@ describe('09: replication origin', () => {
       originLsn: 0xabcdefn,
       originName: 'upstream',
     });
+  });
+});
+
+describe('10: values that must arrive digit for digit', () => {
+  const fixture = loadFixture('10-exact-values');
+  /** The fixture through the relay's own decoder and envelope encoder: the bodies subscribers get. */
+  function bodies(): { event: ChangeEvent; body: string }[] {
+    const decoder = new ChangeDecoder({
+      slot: 's',
+      protocolVersion: fixture.protocolVersion,
+      tables: [{ schema: 'public', table: 'exact', primaryKey: ['id'] }],
+      snapshotHooks: () => undefined,
+      logger: silentLogger,
+    });
+    const out: RelayEvent[] = [];
+    for (const m of fixture.messages) decoder.handle(parseLsn(m.lsn), Buffer.from(m.hex, 'hex'), out);
+    return out.map((event) => ({ event: event as ChangeEvent, body: encodeEnvelope(event) }));
+  }
+
+  it('sends a Type message per domain and user array type; for a domain it names the base type', () => {
+    const types = only(decodeFixture('10-exact-values'), 'type');
+    expect(types.map((t) => [t.schema, t.name])).toEqual([
+      ['', 'jsonb'],
+      ['', 'jsonb'],
+      ['', '_json'],
+      ['', 'int8'],
+      ['public', '_flavour'],
+    ]);
+  });
+
+  it('publishes json, jsonb, their domains and arrays, floats and int8 domains exactly as Postgres printed them', () => {
+    const [insert] = bodies();
+    const body = insert!.body;
+    const json =
+      '{"n": 12345678901234567890, "tiny": 1e-400, "neg": -0, "long": 0.1000000000000000000000000001, "b": 1, "a": 2, "b": 3}';
+    // jsonb's own output: keys sorted, duplicates gone, numbers as numeric prints them.
+    const jsonb =
+      '{"a": 2, "b": 1, "n": 12345678901234567890, "neg": 0, "long": 0.1000000000000000000000000001, "tiny": 0.00000000000000000001}';
+    const after = body.slice(body.indexOf('"after":'), body.indexOf(',"unchanged"'));
+    expect(after).toBe(
+      `"after":{"id":1,"j":${json},"jb":${jsonb},` +
+        `"d":[12345678901234567890, -15${'0'.repeat(299)}, "é\\n"],` +
+        '"dd":{"deep": {"x": 1.0}},' +
+        '"dl":[{"a": 123456789012345678901234567890},null,  [ ]  ],' +
+        '"ja":[{"a":  1},"NULL",null],' +
+        '"jba":[{"a": 1, "b": 2},[]],' +
+        '"b":"9007199254740993","f4":-0,"f8":-0,' +
+        '"f8a":[1.7976931348623157e+308,5e-324,0,"NaN","-Infinity"],' +
+        '"bx":["(3,4),(1,2)","(1,1),(0,0)"],' +
+        '"r":["[1,5)","empty",null],' +
+        // An array of a user-defined type: pgoutput does not say what its elements are.
+        '"fl":"{salted,plain}"}',
+    );
+    expect(() => JSON.parse(body)).not.toThrow();
+  });
+
+  it('lists the columns an update changed, compared with the REPLICA IDENTITY FULL old row', () => {
+    const [, first, second] = bodies();
+    expect(first!.event.changed).toEqual(['jb', 'f8', 'fl']);
+    expect(first!.body).toContain('"changed":["jb","f8","fl"],"unchanged":[]');
+    expect(first!.body).toContain('"jb":{"n": 12345678901234567891}');
+    expect(second!.event.changed).toEqual(['j', 'jb', 'd', 'dd', 'dl', 'ja', 'jba']);
   });
 });

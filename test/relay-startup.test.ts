@@ -1,21 +1,28 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, nanos } from '@nats-io/transport-node';
 import { freePort, type NatsServer, type PostgresServer, startNats, startPostgres } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { spawnRelay } from './support/relay-process.js';
+import { relayFootprint, UNTOUCHED } from './support/untouched.js';
 
 let pg: PostgresServer;
 let replicaOnly: PostgresServer;
 let nats: NatsServer;
+/** A nats-server without JetStream (Go flags: the last -js wins over the testkit's). */
+let noJetStream: NatsServer;
 
 beforeAll(async () => {
-  [pg, replicaOnly, nats] = await Promise.all([
+  [pg, replicaOnly, nats, noJetStream] = await Promise.all([
     startPostgres(),
     startPostgres({ settings: { wal_level: 'replica' } }),
     startNats(),
+    startNats({ args: ['-js=false'] }),
   ]);
+  await pg.query('CREATE TABLE public.present (id int PRIMARY KEY)');
 });
 afterAll(async () => {
-  await Promise.all([pg?.dispose(), replicaOnly?.dispose(), nats?.dispose()]);
+  await Promise.all([pg?.dispose(), replicaOnly?.dispose(), nats?.dispose(), noJetStream?.dispose()]);
 });
 
 describe('sluice run refuses to start on bad input, saying what and how to fix', () => {
@@ -98,5 +105,84 @@ describe('sluice run refuses to start on bad input, saying what and how to fix',
     expect(relay.output()).toMatch(/role "nobody" does not exist/);
     expect(relay.output()).toMatch(/SLUICE_DATABASE_URL/);
     expect(relay.output()).not.toContain('s3cr3t-pw');
+  });
+});
+
+describe('sluice run checks everything before it creates anything: a failed start changes nothing', () => {
+  it('on a wal_level=replica cluster: exits 1 and leaves no sluice schema, publication, slot or stream', async () => {
+    await replicaOnly.query('CREATE TABLE IF NOT EXISTS public.t (id int PRIMARY KEY)');
+    const env = relayEnv(replicaOnly, nats, { SLUICE_TABLES: 'public.t' });
+    const relay = spawnRelay(env);
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toMatch(/wal_level = replica; logical replication needs wal_level = logical/);
+    expect(await relayFootprint(replicaOnly, nats, env)).toEqual(UNTOUCHED);
+  });
+
+  it('with a table that does not exist: exits 2 and leaves no sluice schema, publication, slot or stream', async () => {
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.present, public.absent' });
+    const relay = spawnRelay(env);
+    expect((await relay.exited).code).toBe(2);
+    expect(relay.output()).toContain('table public.absent not found');
+    expect(await relayFootprint(pg, nats, env)).toEqual(UNTOUCHED);
+  });
+
+  it('against a NATS server without JetStream: exits 1 and leaves the database without sluice schema, publication or slot', async () => {
+    const env = relayEnv(pg, noJetStream, { SLUICE_TABLES: 'public.present' });
+    const relay = spawnRelay(env);
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toMatch(/JetStream is not enabled[\s\S]*start nats-server with -js/);
+    expect(await relayFootprint(pg, noJetStream, env)).toEqual(UNTOUCHED);
+  });
+
+  it('as a role that may not create the sluice schema: exits 1 naming the GRANT, before anything is created', async () => {
+    await pg.query('CREATE ROLE no_create LOGIN REPLICATION');
+    const env = relayEnv(pg, nats, {
+      SLUICE_DATABASE_URL: pg.url().replace('postgres@', 'no_create@'),
+      SLUICE_TABLES: '',
+    });
+    const relay = spawnRelay(env);
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toContain('role "no_create" may not create the schema "sluice"');
+    expect(relay.output()).toContain('GRANT CREATE ON DATABASE "postgres" TO "no_create";');
+    expect(await relayFootprint(pg, nats, env)).toEqual(UNTOUCHED);
+  });
+
+  it('as a role that does not own a captured table: exits 1 naming the statement for its owner, with no sluice schema created', async () => {
+    await pg.query('CREATE ROLE not_owner LOGIN REPLICATION');
+    await pg.query('GRANT CREATE ON DATABASE postgres TO not_owner');
+    const env = relayEnv(pg, nats, {
+      SLUICE_DATABASE_URL: pg.url().replace('postgres@', 'not_owner@'),
+      SLUICE_TABLES: 'public.present',
+      SLUICE_OUTBOX_TABLE: 'none',
+    });
+    const relay = spawnRelay(env);
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toContain(
+      `role "not_owner" on 127.0.0.1:${new URL(pg.url()).port}/postgres cannot create publication "${env.SLUICE_SLOT}": it does not own public.present`,
+    );
+    expect(relay.output()).toContain(`CREATE PUBLICATION "${env.SLUICE_SLOT}" FOR TABLE`);
+    expect(await relayFootprint(pg, nats, env)).toEqual(UNTOUCHED);
+  });
+
+  it("with an operator's stream whose duplicate window is too short: exits 1 naming nats stream edit, the stream and the database untouched", async () => {
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.present' });
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({
+        name: env.SLUICE_STREAM,
+        subjects: [`${env.SLUICE_SUBJECT_PREFIX}.>`],
+        duplicate_window: nanos(60_000),
+      });
+      const before = (await jsm.streams.info(env.SLUICE_STREAM)).config;
+
+      const relay = spawnRelay(env);
+      expect((await relay.exited).code).toBe(1);
+      expect(relay.output()).toContain(`nats stream edit ${env.SLUICE_STREAM} --dupe-window 2h`);
+      expect((await jsm.streams.info(env.SLUICE_STREAM)).config).toEqual(before);
+      expect(await relayFootprint(pg, nats, env)).toEqual({ ...UNTOUCHED, stream: true });
+    } finally {
+      await nc.close();
+    }
   });
 });

@@ -75,7 +75,7 @@ describe('NATS sink against a real nats-server', () => {
     await nats?.dispose();
   });
 
-  it('creates the stream on start with <prefix>.>, file storage, the duplicate window and replicas', async () => {
+  it('creates the stream on start with <prefix>.>, file storage, the duplicate window, replicas and 7 days of retention', async () => {
     const s = sink({ stream: 'CREATED', subjectPrefix: 'created', duplicateWindowMs: 10 * 60_000 });
     expect(s.status().ready).toBe(false);
     await s.start();
@@ -85,23 +85,112 @@ describe('NATS sink against a real nats-server', () => {
     expect(info.config.storage).toBe(StorageType.File);
     expect(info.config.duplicate_window).toBe(nanos(10 * 60_000));
     expect(info.config.num_replicas).toBe(1);
+    expect(info.config.max_age).toBe(nanos(7 * 24 * 3600_000));
+    expect(info.config.max_bytes).toBe(-1);
+    expect(info.config.discard).toBe(DiscardPolicy.Old);
     expect(s.status()).toEqual({ ready: true });
   });
 
-  it('updates an existing stream: adds its subjects beside the existing ones and sets the duplicate window', async () => {
+  it('creates the stream with the retention it is given (maxAgeMs, maxBytes)', async () => {
+    await sink({
+      stream: 'RETAINED',
+      subjectPrefix: 'retained',
+      maxAgeMs: 36 * 3600_000,
+      maxBytes: 2 ** 30,
+    }).start();
+
+    const info = await (await jetstreamManager(admin)).streams.info('RETAINED');
+    expect(info.config.max_age).toBe(nanos(36 * 3600_000));
+    expect(info.config.max_bytes).toBe(2 ** 30);
+  });
+
+  it('check() reads and changes nothing: a missing stream stays missing until start()', async () => {
+    const s = sink({ stream: 'CHECKED', subjectPrefix: 'checked' });
+    await s.check();
+
+    const jsm = await jetstreamManager(admin);
+    await expect(jsm.streams.info('CHECKED')).rejects.toThrow(/stream not found/);
+    expect(s.status()).toEqual({ ready: false, detail: 'checked, not started' });
+    await s.start();
+    expect((await jsm.streams.info('CHECKED')).config.subjects).toEqual(['checked.>']);
+  });
+
+  it("uses an operator's stream exactly as it is: extra subjects, a longer window, its own limits are never touched", async () => {
     const jsm = await jetstreamManager(admin);
     await jsm.streams.add({
-      name: 'EXISTING',
-      subjects: ['legacy.>'],
+      name: 'OPERATED',
+      subjects: ['legacy.>', 'operated.>'],
+      storage: StorageType.File,
+      duplicate_window: nanos(24 * 3600_000),
+      max_age: nanos(30 * 24 * 3600_000),
+      max_bytes: 2 ** 28,
+      max_msgs: 1_000_000,
+    });
+    const before = (await jsm.streams.info('OPERATED')).config;
+
+    const s = sink({ stream: 'OPERATED', subjectPrefix: 'operated', replicas: 1 });
+    await s.start();
+    await s.publish(change(1));
+
+    expect((await jsm.streams.info('OPERATED')).config).toEqual(before);
+    expect(await streamMessageCount(nats.url, 'OPERATED')).toBe(1);
+  });
+
+  it('refuses a stream whose subjects do not cover its prefix, naming the nats stream edit command, and leaves it unchanged', async () => {
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.add({ name: 'NARROW', subjects: ['archive.>'], storage: StorageType.File });
+    const before = (await jsm.streams.info('NARROW')).config;
+
+    const s = sink({ stream: 'NARROW', subjectPrefix: 'narrow' });
+    const err = await s.start().catch((e: unknown) => e);
+
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain(
+      'stream NARROW exists but its subjects (archive.>) do not cover narrow.>',
+    );
+    expect((err as Error).message).toContain("nats stream edit NARROW --subjects 'archive.>,narrow.>'");
+    expect((await jsm.streams.info('NARROW')).config).toEqual(before);
+    expect(s.status().ready).toBe(false);
+  });
+
+  it('refuses a stream whose duplicate window is shorter than it needs, naming --dupe-window, and leaves it unchanged', async () => {
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.add({
+      name: 'SHORTWINDOW',
+      subjects: ['shortwindow.>'],
       storage: StorageType.File,
       duplicate_window: nanos(60_000),
     });
+    const before = (await jsm.streams.info('SHORTWINDOW')).config;
 
-    await sink({ stream: 'EXISTING', subjectPrefix: 'existing' }).start();
+    const check = sink({ stream: 'SHORTWINDOW', subjectPrefix: 'shortwindow' }).check();
 
-    const info = await jsm.streams.info('EXISTING');
-    expect(info.config.subjects).toEqual(['legacy.>', 'existing.>']);
-    expect(info.config.duplicate_window).toBe(nanos(2 * 60 * 60_000));
+    await expect(check).rejects.toBeInstanceOf(PermanentError);
+    await expect(check).rejects.toThrow(/its duplicate window \(1m\) is shorter than the relay's 2h/);
+    await expect(check).rejects.toThrow(/nats stream edit SHORTWINDOW --dupe-window 2h/);
+    expect((await jsm.streams.info('SHORTWINDOW')).config).toEqual(before);
+  });
+
+  it('refuses a stream with fewer replicas than configured, naming --replicas, and leaves it unchanged', async () => {
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.add({
+      name: 'ONEREPLICA',
+      subjects: ['onereplica.>'],
+      storage: StorageType.File,
+      duplicate_window: nanos(2 * 3600_000),
+    });
+    const before = (await jsm.streams.info('ONEREPLICA')).config;
+
+    const check = sink({ stream: 'ONEREPLICA', subjectPrefix: 'onereplica', replicas: 3 }).check();
+
+    await expect(check).rejects.toBeInstanceOf(PermanentError);
+    await expect(check).rejects.toThrow(
+      /it has 1 replica\(s\), fewer than the 3 the relay is configured for/,
+    );
+    await expect(check).rejects.toThrow(
+      /nats stream edit ONEREPLICA --replicas 3[\s\S]*SLUICE_STREAM_REPLICAS=1/,
+    );
+    expect((await jsm.streams.info('ONEREPLICA')).config).toEqual(before);
   });
 
   it('refuses to start on an existing memory stream when configured for file storage, saying how to fix it', async () => {
@@ -212,6 +301,7 @@ describe('NATS sink against a real nats-server', () => {
       storage: StorageType.File,
       max_msgs: 1,
       discard: DiscardPolicy.New,
+      duplicate_window: nanos(2 * 3600_000),
     });
     const s = sink({ stream: 'FULL', subjectPrefix: 'full' });
     await s.start();

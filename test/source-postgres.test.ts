@@ -8,7 +8,7 @@ import {
   type ReplicationSlotStats,
   type SourceOutput,
 } from '@sluice/core';
-import { formatLsn, parseLsn } from '@sluice/pgoutput';
+import { formatLsn, parseLsn, RawJson } from '@sluice/pgoutput';
 import {
   createPostgresSource,
   MissingTablesError,
@@ -203,11 +203,12 @@ describe('postgres source: row changes', () => {
       amount: '12.50',
       label: 'first',
       flag: true,
-      doc: { a: [1, 2], b: null },
+      // jsonb and floats as the text Postgres sent, embedded verbatim by the envelope encoder.
+      doc: new RawJson('{"a": [1, 2], "b": null}'),
       at: '2026-11-21T10:00:00.123456Z',
       uid: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
       raw: 'AP8Q',
-      ratio: 0.25,
+      ratio: new RawJson('0.25'),
       day: '2026-11-21',
       tags: [1, 2, 3],
       nothing: null,
@@ -681,6 +682,67 @@ describe('postgres source: start-up checks', () => {
     );
     expect(published.map((r) => r.tablename)).toEqual(['Mixed Case', 'later']);
     await dropSlot(slot);
+  });
+
+  it('check() reads only: it creates neither publication nor slot, and treats tables created later as present', async () => {
+    await server.query('CREATE TABLE checked_only (id int PRIMARY KEY)');
+    const { slot, publication } = names('checked');
+    const tables = [
+      { schema: 'public', table: 'checked_only' },
+      { schema: 'public', table: 'made_by_migrations' },
+    ];
+    const source = createPostgresSource({ connectionString: server.url(), slot, publication, tables });
+
+    await expect(source.check()).rejects.toBeInstanceOf(MissingTablesError);
+    const plan = await source.check({ createdLater: [{ schema: 'public', table: 'made_by_migrations' }] });
+
+    expect(plan.publication).toEqual({ name: publication, exists: false, missingTables: tables });
+    expect(plan.slot).toBeNull();
+    expect(await server.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication])).toEqual([]);
+    expect(await server.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).toEqual([]);
+  });
+
+  it('refuses, before creating anything, a role that does not own the publication it would have to extend', async () => {
+    await server.query('CREATE TABLE owned_by_relay (id int PRIMARY KEY)');
+    await server.query('CREATE ROLE pub_user LOGIN REPLICATION');
+    await server.query('ALTER TABLE owned_by_relay OWNER TO pub_user');
+    const { slot, publication } = names('foreign_pub');
+    await server.query(`CREATE PUBLICATION ${publication}`);
+    const source = createPostgresSource({
+      connectionString: server.url().replace('postgres@', 'pub_user@'),
+      slot,
+      publication,
+      tables: [{ schema: 'public', table: 'owned_by_relay' }],
+    });
+
+    const err = await source.prepare().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain(
+      `cannot add tables to publication "${publication}": it is owned by "postgres"`,
+    );
+    expect((err as Error).message).toContain(
+      `ALTER PUBLICATION "${publication}" ADD TABLE "public"."owned_by_relay";`,
+    );
+    expect(await server.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).toEqual([]);
+  });
+
+  it('refuses, before creating anything, when every replication slot is in use', async () => {
+    const one = await startPostgres({ settings: { max_replication_slots: '1' } });
+    try {
+      await one.query("SELECT pg_create_logical_replication_slot('the_only_one', 'pgoutput')");
+      const source = createPostgresSource({
+        connectionString: one.url(),
+        slot: 'another',
+        publication: 'full_pub',
+      });
+      const err = await source.check().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as Error).message).toContain('all 1 replication slots (max_replication_slots) are in use');
+      await expect(source.prepare()).rejects.toThrow(/max_replication_slots/);
+      expect(await one.query("SELECT 1 FROM pg_publication WHERE pubname = 'full_pub'")).toEqual([]);
+    } finally {
+      await one.dispose();
+    }
   });
 
   it('refuses a slot that uses another output plugin', async () => {

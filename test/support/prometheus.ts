@@ -12,13 +12,15 @@ import { freePort, waitFor } from '@sluice/testkit';
 
 export interface StartPrometheusOptions {
   /** `host:port` of each target, scraped at `/metrics`. */
-  targets: string[];
+  targets?: string[];
   /** Scrape job name; the shipped alert rules expect `sluice`. */
   job?: string;
   /** Rule files (absolute paths) loaded as they are. */
   ruleFiles?: string[];
   /** Scrape and rule evaluation interval; default `1s` so tests see samples quickly. */
   interval?: string;
+  /** A whole configuration to run instead of the one built from the options above. */
+  config?: Record<string, unknown>;
 }
 
 /** One sample of an instant vector from `/api/v1/query`. */
@@ -76,14 +78,14 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
   const configFile = path.join(dir, 'prometheus.yml');
   const interval = options.interval ?? '1s';
   // JSON is YAML: no YAML library needed to write the config.
-  const config = {
+  const config = options.config ?? {
     global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
     rule_files: options.ruleFiles ?? [],
     scrape_configs: [
       {
         job_name: options.job ?? 'sluice',
         metrics_path: '/metrics',
-        static_configs: [{ targets: options.targets }],
+        static_configs: [{ targets: options.targets ?? [] }],
       },
     ],
   };

@@ -18,14 +18,27 @@ export interface RelayProcess {
   output(): string;
 }
 
+/** Another way to start the relay than `node apps/relay/bin/sluice.js` of this checkout. */
+export interface RelayLaunch {
+  /** The program and its arguments before `sluice`'s, e.g. `['unshare', '--pid', '--fork', 'node', 'bin.js']`. */
+  command: string[];
+  cwd?: string;
+}
+
 /**
  * Runs `sluice <args>` exactly as a user would (`node apps/relay/bin/sluice.js`), configured only
  * by environment variables. The relay must have been built (`npm test` runs `tsc -b` first).
  */
-export function spawnRelay(env: Record<string, string>, args: string[] = ['run']): RelayProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+export function spawnRelay(
+  env: Record<string, string>,
+  args: string[] = ['run'],
+  launch: RelayLaunch = { command: [process.execPath, BIN] },
+): RelayProcess {
+  const [program, ...programArgs] = launch.command as [string, ...string[]];
+  const child = spawn(program, [...programArgs, ...args], {
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: launch.cwd,
   });
   const lines: string[] = [];
   const stdoutLines: string[] = [];

@@ -18,6 +18,8 @@ describe('loadConfig', () => {
       sink: 'nats',
       tables: [],
       duplicateWindow: 2 * 3600 * 1000,
+      streamMaxAge: 7 * 24 * 3600 * 1000,
+      streamMaxBytes: -1,
       httpPort: 9464,
     });
     expect(sources.slot).toBe('default');
@@ -65,6 +67,30 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the retention of a stream the relay creates: a duration or unlimited, a size or unlimited', () => {
+    const { config } = loadConfig({ SLUICE_STREAM_MAX_AGE: '36h', SLUICE_STREAM_MAX_BYTES: '10GiB' });
+    expect(config.streamMaxAge).toBe(36 * 3600 * 1000);
+    expect(config.streamMaxBytes).toBe(10 * 2 ** 30);
+    const unlimited = loadConfig({
+      SLUICE_STREAM_MAX_AGE: 'unlimited',
+      SLUICE_STREAM_MAX_BYTES: '500MB',
+    }).config;
+    expect(unlimited.streamMaxAge).toBe(0);
+    expect(unlimited.streamMaxBytes).toBe(500_000_000);
+  });
+
+  it('refuses a stream retention it cannot create, saying what it expects', () => {
+    const message = configError({ SLUICE_STREAM_MAX_AGE: 'a week', SLUICE_STREAM_MAX_BYTES: '10 parsecs' });
+    expect(message).toContain(
+      'SLUICE_STREAM_MAX_AGE (--stream-max-age): expected a duration like 7d, 12h or 30m (at least 1s), or unlimited, got "a week"',
+    );
+    expect(message).toContain('SLUICE_STREAM_MAX_BYTES (--stream-max-bytes): expected a size like 10GiB');
+    expect(configError({ SLUICE_STREAM_MAX_AGE: '1h', SLUICE_DUPLICATE_WINDOW: '2h' })).toContain(
+      'SLUICE_STREAM_MAX_AGE (--stream-max-age): must be at least SLUICE_DUPLICATE_WINDOW',
+    );
+    expect(configError({ SLUICE_STREAM_MAX_BYTES: '1000' })).toContain('at least 1MiB');
+  });
+
   it('rejects unknown flags with a pointer to help', () => {
     expect(() => loadConfig({}, ['--tabels', 'x'])).toThrow(/--tabels: unknown flag/);
   });
@@ -95,6 +121,7 @@ describe('loadConfig: outbox and mode', () => {
           payload: 'payload',
           headers: 'headers',
         },
+        given: {},
         poll: {},
       },
       outboxSubject: '{prefix}.outbox.{aggregatetype}.{type}',
@@ -114,6 +141,11 @@ describe('loadConfig: outbox and mode', () => {
       aggregateId: 'Aggregate Id',
       type: 'type',
       payload: 'payload',
+      headers: null,
+    });
+    expect(config.outboxColumns.given).toEqual({
+      aggregateType: 'aggregate_type',
+      aggregateId: 'Aggregate Id',
       headers: null,
     });
     expect(config.outboxColumns.poll).toEqual({});
@@ -195,6 +227,27 @@ describe('loadConfig: outbox and mode', () => {
   it('refuses a configuration that relays nothing', () => {
     expect(configError({ SLUICE_OUTBOX_TABLE: 'none', SLUICE_OUTBOX_MESSAGE_PREFIX: 'none' })).toContain(
       'nothing to relay',
+    );
+  });
+
+  it('takes SLUICE_METRICS_USER and SLUICE_METRICS_PASSWORD together, or neither', () => {
+    expect(loadConfig({}).config).toMatchObject({ metricsUser: '', metricsPassword: '' });
+    expect(
+      loadConfig({ SLUICE_METRICS_USER: 'prom', SLUICE_METRICS_PASSWORD: 'secret-42' }).config,
+    ).toMatchObject({ metricsUser: 'prom', metricsPassword: 'secret-42' });
+    expect(() => loadConfig({ SLUICE_METRICS_USER: 'prom' })).toThrow(
+      /SLUICE_METRICS_PASSWORD \(--metrics-password\): SLUICE_METRICS_USER and SLUICE_METRICS_PASSWORD go together/,
+    );
+    let error: unknown;
+    try {
+      loadConfig({ SLUICE_METRICS_PASSWORD: 'pw-Only-1234' });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as Error).message).toMatch(/SLUICE_METRICS_USER \(--metrics-user\): .* go together/);
+    expect((error as Error).message).not.toContain('pw-Only-1234');
+    expect(() => loadConfig({ SLUICE_METRICS_USER: 'a:b', SLUICE_METRICS_PASSWORD: 'x' })).toThrow(
+      /SLUICE_METRICS_USER \(--metrics-user\): basic auth cannot carry a user name with a colon/,
     );
   });
 });

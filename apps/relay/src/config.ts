@@ -14,6 +14,7 @@ import { subjectFor } from '@sluice/sink-nats';
 import { resolvePollColumns } from '@sluice/source-outbox-poll';
 import { HEARTBEAT_PREFIX, WATERMARK_PREFIX } from '@sluice/source-postgres';
 import { z } from 'zod';
+import { parseBytes } from './bytes.js';
 import { parseDuration } from './duration.js';
 import { SETTINGS, type SettingKey, type SettingSpec, settingByKey } from './settings.js';
 
@@ -35,6 +36,34 @@ function durationMs(opts: { min: number }) {
     return ms;
   });
 }
+
+/** A duration in ms, or `unlimited` (0, JetStream's "no limit"). */
+const maxAge = z.string().transform((text, ctx) => {
+  if (text.trim().toLowerCase() === 'unlimited') return 0;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 1000) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration like 7d, 12h or 30m (at least 1s), or unlimited, got "${text}"`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** A byte size, or `unlimited` (-1, JetStream's "no limit"). */
+const maxBytes = z.string().transform((text, ctx) => {
+  if (text.trim().toLowerCase() === 'unlimited') return -1;
+  const bytes = parseBytes(text);
+  if (bytes === undefined || bytes < 1024 * 1024) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a size like 10GiB, 500MB or 1073741824 (at least 1MiB), or unlimited, got "${text}"`,
+    });
+    return z.NEVER;
+  }
+  return bytes;
+});
 
 /** One of `values`; the error echoes what was given, like the other settings do. */
 function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
@@ -146,6 +175,11 @@ const OPTIONAL_COLUMNS = new Set(['headers', 'created_at']);
 export interface OutboxColumnSettings {
   /** The event columns, resolved (Debezium's names unless overridden). */
   event: OutboxColumns;
+  /**
+   * The event columns SLUICE_OUTBOX_COLUMNS names. A named column must exist; the optional
+   * `headers` column, left unnamed, is read only when the table has it.
+   */
+  given: Partial<OutboxColumns>;
   /** Poll-mode columns named in the setting; the poll source fills in its defaults. */
   poll: PollColumnOverrides;
 }
@@ -193,7 +227,7 @@ const outboxColumns = z.string().transform((text, ctx): OutboxColumnSettings => 
   }
   if (!ok) return z.NEVER;
   try {
-    return { event: resolveColumns(event), poll };
+    return { event: resolveColumns(event), given: event, poll };
   } catch (err) {
     ctx.addIssue({
       code: 'custom',
@@ -273,11 +307,17 @@ const schema = z
     stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a stream name of letters, digits, _ or -'),
     streamReplicas: integer(1, 5),
     duplicateWindow: durationMs({ min: 1000 }),
+    streamMaxAge: maxAge,
+    streamMaxBytes: maxBytes,
     snapshot: oneOf(['initial', 'never']),
     snapshotChunkSize: integer(1, 100_000),
     sink: oneOf(['nats', 'stdout']),
     httpPort: integer(0, 65535),
     httpHost: z.string().min(1),
+    metricsUser: z
+      .string()
+      .refine((u) => !u.includes(':'), 'basic auth cannot carry a user name with a colon; pick another'),
+    metricsPassword: z.string(),
     logLevel: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     maxInFlight: integer(1, 1_000_000),
     maxInFlightBytes: integer(1024, 8 * 1024 * 1024 * 1024),
@@ -323,6 +363,18 @@ const schema = z
           .filter(([, field]) => Object.hasOwn(c.outboxColumns.poll, field))
           .map(([key]) => key)
           .join(', ')}: only poll mode reads these columns (SLUICE_MODE=poll)`,
+      );
+    }
+    if (c.streamMaxAge > 0 && c.streamMaxAge < c.duplicateWindow) {
+      issue(
+        'streamMaxAge',
+        `must be at least SLUICE_DUPLICATE_WINDOW (${c.duplicateWindow} ms): JetStream cannot remember message ids longer than it keeps messages`,
+      );
+    }
+    if ((c.metricsUser === '') !== (c.metricsPassword === '')) {
+      issue(
+        c.metricsUser === '' ? 'metricsUser' : 'metricsPassword',
+        'SLUICE_METRICS_USER and SLUICE_METRICS_PASSWORD go together: set both to protect /metrics with basic auth, or neither',
       );
     }
     if (c.embedded && c.embeddedPgPort === c.embeddedNatsPort) {

@@ -1,12 +1,19 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ComponentStatus, ConfigError } from '@sluice/core';
+import { type BasicCredentials, basicAuthChecker } from './basic-auth.js';
 
 export interface HttpDeps {
   /** Prometheus exposition text and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
-  /** Named components; /readyz is 200 only when all are ready. Must not do I/O. */
+  /** Named components; /readyz is 200 only when all are ready (`?standby=ok`: or stand by). No I/O. */
   readiness(): Record<string, ComponentStatus>;
+  /**
+   * When set, /metrics answers 401 without these Basic credentials. /livez and /readyz stay
+   * open: Kubernetes and Docker probe them without credentials, and they tell only whether the
+   * relay runs and streams.
+   */
+  metricsAuth?: BasicCredentials;
 }
 
 export interface HttpServer {
@@ -16,8 +23,9 @@ export interface HttpServer {
 
 /** /livez never touches Postgres or NATS: it only says the event loop answers. */
 export async function startHttpServer(host: string, port: number, deps: HttpDeps): Promise<HttpServer> {
+  const authorized = deps.metricsAuth ? basicAuthChecker(deps.metricsAuth) : () => true;
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -28,12 +36,26 @@ export async function startHttpServer(host: string, port: number, deps: HttpDeps
     }
     if (path === '/readyz') {
       const checks = deps.readiness();
-      const ready = Object.values(checks).every((c) => c.ready);
-      const body = JSON.stringify({ status: ready ? 'ready' : 'not ready', checks });
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+      const status = readiness(Object.values(checks));
+      // `?standby=ok`: a standby counts as ready, for orchestrators that must keep both relays of
+      // a pair (Kubernetes rollouts and disruption budgets); plain /readyz says who streams.
+      const standbyOk = new URLSearchParams(query).get('standby') === 'ok';
+      const ok = status === 'ready' || (standbyOk && status === 'standby');
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status, checks }));
       return;
     }
     if (path === '/metrics') {
+      if (!authorized(req.headers.authorization)) {
+        res
+          .writeHead(401, {
+            'content-type': 'text/plain',
+            'www-authenticate': 'Basic realm="sluice metrics", charset="UTF-8"',
+          })
+          .end('/metrics needs the user and password of SLUICE_METRICS_USER / SLUICE_METRICS_PASSWORD\n');
+        return;
+      }
       deps.metrics().then(
         ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err)),
@@ -68,4 +90,10 @@ export async function startHttpServer(host: string, port: number, deps: HttpDeps
         server.closeAllConnections();
       }),
   };
+}
+
+/** ready: every component is; standby: the others are, and these wait for another relay to go. */
+function readiness(checks: ComponentStatus[]): 'ready' | 'standby' | 'not ready' {
+  if (checks.every((c) => c.ready)) return 'ready';
+  return checks.every((c) => c.ready || c.standby) ? 'standby' : 'not ready';
 }

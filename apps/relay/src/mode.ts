@@ -1,5 +1,6 @@
 import type { ComponentStatus, Sink, Source } from '@sluice/core';
 import type { SluiceMetrics } from '@sluice/metrics';
+import type { OutboxColumns } from '@sluice/outbox';
 import { createPipeline, type Pipeline } from '@sluice/pipeline';
 import type pg from 'pg';
 import type { RelayConfig } from './config.js';
@@ -12,6 +13,8 @@ const DRAIN_TIMEOUT_MS = 20_000;
 /** What `sluice run` hands the mode it runs in (stream or poll): everything but the source. */
 export interface ModeContext {
   config: RelayConfig;
+  /** The outbox table's columns as checked (`headers: null` when the table has none). */
+  outboxColumns: OutboxColumns;
   logger: RelayLogger;
   metrics: SluiceMetrics;
   /** Control connections (migrations, checks, snapshot); the sources open their own as they need. */
@@ -22,6 +25,27 @@ export interface ModeContext {
   failWith(err: unknown): void;
   /** What /readyz reports for Postgres. */
   setSourceStatus(status: () => ComponentStatus): void;
+}
+
+/** Sluice's own tables as the check phase sees them: `pending` migrations create or change them. */
+export interface OwnTables {
+  pending: boolean;
+  tables: readonly { schema: string; table: string }[];
+}
+
+/**
+ * A relay mode (stream or poll) in the two phases of `sluice run`: `check` reads only, so a start
+ * that fails there leaves the database as it was; `run` creates what the mode needs (after the
+ * stream and the migrations) and streams until stopped.
+ */
+export interface RelayMode {
+  check(own: OwnTables): Promise<void>;
+  run(): Promise<void>;
+}
+
+/** Whether `table` is one of Sluice's own tables that pending migrations create or change. */
+export function changedByMigrations(own: OwnTables, table: { schema: string; table: string }): boolean {
+  return own.pending && own.tables.some((t) => t.schema === table.schema && t.table === table.table);
 }
 
 /**

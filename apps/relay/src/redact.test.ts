@@ -88,4 +88,12 @@ describe('redaction of awkward credentials', () => {
       databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
     });
   });
+
+  it('masks secret-named fields holding no URL whole, camelCase settings too (metricsPassword)', () => {
+    expect(redactValue({ password: 'hunter2' })).toEqual({ password: '***' });
+    expect(redactValue({ metricsPassword: 'hunter2', metricsUser: 'prom' })).toEqual({
+      metricsPassword: '***',
+      metricsUser: 'prom',
+    });
+  });
 });

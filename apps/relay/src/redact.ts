@@ -34,7 +34,8 @@ export function redactUrlSetting(value: string): string {
     .join(',');
 }
 
-const SECRET_KEYS = /^(password|passwd|pass|token|secret|authorization|databaseUrl|natsUrl)$/i;
+// Also camelCase settings ending in one of these words (metricsPassword).
+const SECRET_KEYS = /^(\w*(password|passwd|token|secret)|pass|authorization|databaseUrl|natsUrl)$/i;
 
 /** Deep copy with every string scrubbed and secret-named fields masked. Cycles are cut. */
 export function redactValue(value: unknown, seen = new WeakSet<object>()): unknown {
@@ -60,10 +61,15 @@ export function redactValue(value: unknown, seen = new WeakSet<object>()): unkno
   }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] =
-      SECRET_KEYS.test(k) && typeof v === 'string' ? redactUrlSetting(redactString(v)) : redactValue(v, seen);
+    out[k] = SECRET_KEYS.test(k) && typeof v === 'string' ? redactSecretField(v) : redactValue(v, seen);
   }
   return out;
+}
+
+/** A URL keeps what helps (host, user name); any other secret is masked whole, unless empty. */
+function redactSecretField(value: string): string {
+  if (value.includes('://')) return redactUrlSetting(redactString(value));
+  return value === '' ? value : '***';
 }
 
 /** Arrays and plain objects (JSON-like data), as opposed to class instances such as clients or sockets. */

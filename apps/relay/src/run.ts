@@ -1,6 +1,7 @@
 import { type ComponentStatus, ConfigError, formatTableName, type Sink, SluiceError } from '@sluice/core';
 import { createMetrics } from '@sluice/metrics';
-import { migrate } from '@sluice/schema';
+import type { OutboxColumns } from '@sluice/outbox';
+import { checkMigrations, MIGRATED_TABLES, migrate } from '@sluice/schema';
 import { createNatsSink } from '@sluice/sink-nats';
 import { createStdoutSink } from '@sluice/sink-stdout';
 import { checkOutboxTable } from '@sluice/source-postgres';
@@ -10,11 +11,11 @@ import { type LoadedConfig, loadConfig, type RelayConfig } from './config.js';
 import { type EmbeddedServers, startEmbedded } from './embedded.js';
 import { type HttpServer, startHttpServer } from './http.js';
 import { createLogger, type RelayLogger } from './logger.js';
-import type { ModeContext } from './mode.js';
+import { changedByMigrations, type ModeContext, type OwnTables } from './mode.js';
 import { parseNatsServers } from './nats-url.js';
-import { runPollMode } from './poll-mode.js';
+import { pollMode } from './poll-mode.js';
 import { retryRetriable } from './retry.js';
-import { runStreamMode } from './stream-mode.js';
+import { streamMode } from './stream-mode.js';
 
 /** `sluice run`: wires source → pipeline → sink and runs until a signal or a permanent error. */
 export async function runRelay(env: NodeJS.ProcessEnv, argv: string[]): Promise<number> {
@@ -68,6 +69,7 @@ function summarize(config: RelayConfig) {
     tables: config.tables.map(formatTableName),
     outboxTable: config.outboxTable ? formatTableName(config.outboxTable) : 'none',
     outboxMessagePrefix: config.outboxMessagePrefix ?? 'none',
+    metricsPassword: config.metricsPassword === '' ? '' : '***',
   };
 }
 
@@ -115,11 +117,17 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
   const readyTimer = setInterval(readyNow, 1000).unref();
   let http: HttpServer | undefined;
   if (config.httpPort !== 0) {
+    const metricsAuth =
+      config.metricsUser === '' ? undefined : { user: config.metricsUser, password: config.metricsPassword };
     http = await startHttpServer(config.httpHost, config.httpPort, {
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       readiness: readyNow,
+      metricsAuth,
     });
-    logger.info({ port: http.port, host: config.httpHost }, 'serving /metrics, /livez and /readyz');
+    logger.info(
+      { port: http.port, host: config.httpHost, metricsAuth: metricsAuth ? 'basic' : 'none' },
+      `serving /metrics${metricsAuth ? ' (basic auth)' : ''}, /livez and /readyz`,
+    );
   }
 
   const pool = new pg.Pool({
@@ -137,6 +145,8 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
           subjectPrefix: config.subjectPrefix,
           duplicateWindowMs: config.duplicateWindow,
           replicas: config.streamReplicas,
+          maxAgeMs: config.streamMaxAge,
+          maxBytes: config.streamMaxBytes,
           ackTimeoutMs: config.publishTimeout,
           outboxSubjectTemplate: config.outboxSubject,
           connectionName: `sluice ${config.slot}`,
@@ -147,28 +157,22 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
   readiness['sink'] = () => sink.status();
 
   try {
-    if (config.autoMigrate) {
-      await retryRetriable('applying migrations', () => migrate(pool, { logger }), {
+    // Check phase: every check reads only, so a start that fails here leaves Postgres and NATS
+    // exactly as they were (no sluice schema, publication, slot or stream).
+    const retry = <T>(what: string, fn: () => Promise<T>, component?: 'postgres' | 'nats') =>
+      retryRetriable(what, fn, {
         logger,
         signal: stop.signal,
+        ...(component ? { onRetry: () => metrics.reconnect(component) } : {}),
       });
-    }
-    const outboxTable = config.outboxTable;
-    if (outboxTable) {
-      await retryRetriable(
-        'checking the outbox table',
-        () => checkOutboxTable(pool, outboxTable, config.outboxColumns.event, config.autoMigrate),
-        { logger, signal: stop.signal },
-      );
-    }
-    await retryRetriable('connecting the sink', () => sink.start(), {
-      logger,
-      signal: stop.signal,
-      onRetry: () => metrics.reconnect('nats'),
-    });
-
+    const migrations = config.autoMigrate
+      ? await retry('checking the sluice schema', () => checkMigrations(pool), 'postgres')
+      : { pending: [] };
+    const own: OwnTables = { pending: migrations.pending.length > 0, tables: MIGRATED_TABLES };
+    const outboxColumns = await checkOutbox(config, own, (what, fn) => retry(what, fn, 'postgres'), pool);
     const ctx: ModeContext = {
       config,
+      outboxColumns,
       logger,
       metrics,
       pool,
@@ -179,7 +183,17 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
         readiness['postgres'] = status;
       },
     };
-    await (config.mode === 'poll' ? runPollMode(ctx) : runStreamMode(ctx));
+    const mode = config.mode === 'poll' ? pollMode(ctx) : streamMode(ctx);
+    await mode.check(own);
+    await retry('checking the sink', () => sink.check(), 'nats');
+    logger.info({ pendingMigrations: migrations.pending }, 'start-up checks passed');
+
+    // Create phase: the stream first (what the checks cannot fully foresee, such as a cluster
+    // too small for its replicas, fails before anything exists in Postgres), then Sluice's schema,
+    // then what the mode needs (publication and slot), and run.
+    await retry('creating or checking the stream', () => sink.start(), 'nats');
+    if (config.autoMigrate) await retry('applying migrations', () => migrate(pool, { logger }));
+    await mode.run();
   } catch (err) {
     // A signal during start-up (say, while waiting for Postgres) is a clean stop, not a failure.
     if (!(stop.signal.aborted && fatal === undefined)) throw err;
@@ -196,4 +210,25 @@ async function runWith(config: RelayConfig, logger: RelayLogger): Promise<number
   logger.info({}, 'stopped');
   logger.flush();
   return 0;
+}
+
+/**
+ * The outbox table's columns as the table has them, read from the catalog. Sluice's own table,
+ * when pending migrations create or change it, has the shape they give it: taken as configured.
+ */
+async function checkOutbox(
+  config: RelayConfig,
+  own: OwnTables,
+  retry: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
+  pool: pg.Pool,
+): Promise<OutboxColumns> {
+  const table = config.outboxTable;
+  const columns = config.outboxColumns.event;
+  if (!table || changedByMigrations(own, table)) return columns;
+  return retry('checking the outbox table', () =>
+    checkOutboxTable(pool, table, columns, {
+      autoMigrate: config.autoMigrate,
+      headersGiven: config.outboxColumns.given.headers !== undefined,
+    }),
+  );
 }

@@ -128,21 +128,40 @@ export const SETTINGS = [
     env: 'SLUICE_STREAM',
     flag: '--stream',
     default: 'SLUICE',
-    description: 'JetStream stream name (created or updated to cover <prefix>.>).',
+    description:
+      'JetStream stream name: created to capture <prefix>.> when missing; an existing stream is used as it is, never changed.',
   },
   {
     key: 'streamReplicas',
     env: 'SLUICE_STREAM_REPLICAS',
     flag: '--stream-replicas',
     default: '1',
-    description: 'Replicas of the stream (1, 3 or 5 in a cluster).',
+    description:
+      'Replicas of a stream the relay creates (1, 3 or 5 in a cluster); an existing stream must have at least this many.',
   },
   {
     key: 'duplicateWindow',
     env: 'SLUICE_DUPLICATE_WINDOW',
     flag: '--duplicate-window',
     default: '2h',
-    description: "The stream's duplicate_window: how long JetStream remembers Nats-Msg-Ids (e.g. 30m, 2h).",
+    description:
+      "The stream's duplicate_window: how long JetStream remembers Nats-Msg-Ids (e.g. 30m, 2h); an existing stream must have at least this.",
+  },
+  {
+    key: 'streamMaxAge',
+    env: 'SLUICE_STREAM_MAX_AGE',
+    flag: '--stream-max-age',
+    default: '7d',
+    description:
+      'max_age of a stream the relay creates: messages older than this are removed (e.g. 7d, 12h; unlimited keeps them). Never applied to an existing stream.',
+  },
+  {
+    key: 'streamMaxBytes',
+    env: 'SLUICE_STREAM_MAX_BYTES',
+    flag: '--stream-max-bytes',
+    default: 'unlimited',
+    description:
+      'max_bytes of a stream the relay creates: the oldest messages are removed beyond it (e.g. 10GiB, 500MB; unlimited: only SLUICE_STREAM_MAX_AGE bounds it). Never applied to an existing stream.',
   },
   {
     key: 'snapshot',
@@ -179,7 +198,24 @@ export const SETTINGS = [
     env: 'SLUICE_HTTP_HOST',
     flag: '--http-host',
     default: '0.0.0.0',
-    description: 'Bind address of the HTTP server.',
+    description: 'Bind address of the HTTP server (127.0.0.1: reachable from this host only).',
+  },
+  {
+    key: 'metricsUser',
+    env: 'SLUICE_METRICS_USER',
+    flag: '--metrics-user',
+    default: '',
+    description:
+      'With SLUICE_METRICS_PASSWORD: /metrics requires HTTP basic auth with this user (/livez and /readyz stay open).',
+  },
+  {
+    key: 'metricsPassword',
+    env: 'SLUICE_METRICS_PASSWORD',
+    flag: '--metrics-password',
+    default: '',
+    secret: true,
+    description:
+      'Password of SLUICE_METRICS_USER for /metrics; prefer the variable to the flag (ps shows flags).',
   },
   {
     key: 'logLevel',

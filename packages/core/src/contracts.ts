@@ -5,6 +5,11 @@ export interface ComponentStatus {
   ready: boolean;
   /** Why it is not ready, for a person reading /readyz. */
   detail?: string;
+  /**
+   * Not ready only because another relay holds what this one needs (the replication slot, the
+   * outbox poll lock): it stands by, connected, and takes over when that relay goes.
+   */
+  standby?: boolean;
 }
 
 /**
@@ -36,7 +41,12 @@ export interface Source<C> {
 
 export interface Sink {
   readonly name: string;
-  /** Connect and provision (create or update the stream). */
+  /**
+   * Connect and verify that `start()` can succeed, changing nothing (the relay's check phase:
+   * nothing is created anywhere until every check passed). Rejects with what to fix.
+   */
+  check(): Promise<void>;
+  /** Create what is missing (the stream); runs `check()` first when it has not passed. */
   start(): Promise<void>;
   /**
    * Resolves once the event is durably stored. Rejects with a RetriableError (the pipeline

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeEnvelope, toEnvelope } from './envelope.js';
 import type { ChangeEvent, OutboxEvent, SourceInfo } from './events.js';
+import { rawJson } from './json.js';
 
 const source: SourceInfo = {
   lsn: '0/16B3748',
@@ -82,6 +83,56 @@ describe('toEnvelope', () => {
 });
 
 describe('encodeEnvelope', () => {
+  it('puts `changed` between after and unchanged when the event has it, and leaves it out otherwise', () => {
+    const withChanged: ChangeEvent = { ...update, before: { id: '42', status: 'new' }, changed: ['status'] };
+    expect(Object.keys(toEnvelope(withChanged))).toEqual([
+      'op',
+      'schema',
+      'table',
+      'key',
+      'before',
+      'after',
+      'changed',
+      'unchanged',
+      'source',
+    ]);
+    expect(encodeEnvelope(withChanged)).toContain(
+      '"after":{"id":"42","status":"paid"},"changed":["status"],"unchanged":["notes"],',
+    );
+    expect(toEnvelope(update)).not.toHaveProperty('changed');
+    expect(encodeEnvelope(update)).not.toContain('"changed"');
+  });
+
+  it('embeds json values verbatim: digits beyond a double, -0, tiny exponents, long decimals, blanks', () => {
+    const doc =
+      '{"n": 12345678901234567890, "neg": -0, "tiny": 1e-400, "long": 0.10000000000000000000000001}';
+    const event: ChangeEvent = {
+      ...update,
+      key: { id: rawJson('[1, 2]') },
+      before: { id: rawJson('[1, 2]'), doc: rawJson('null') },
+      after: { id: rawJson('[1, 2]'), doc: rawJson(doc), tags: [rawJson('-0'), null], price: '1.10' },
+      changed: ['doc', 'tags'],
+    };
+    expect(encodeEnvelope(event)).toBe(
+      '{"op":"update","schema":"public","table":"orders","key":{"id":[1, 2]},' +
+        `"before":{"id":[1, 2],"doc":null},"after":{"id":[1, 2],"doc":${doc},"tags":[-0,null],"price":"1.10"},` +
+        '"changed":["doc","tags"],"unchanged":["notes"],' +
+        '"source":{"lsn":"0/16B3748","commitLsn":"0/16B3800","xid":742,' +
+        '"commitTime":"2026-11-21T10:00:00.000Z","seq":3,"snapshot":null}}',
+    );
+  });
+
+  it('writes the same text with and without raw values wherever the values are the same', () => {
+    const shuffled = { ...update, source: { ...source }, changed: ['status'] };
+    // A RawJson holding JSON.stringify's own spelling must change nothing but the path taken.
+    const raw: ChangeEvent = {
+      ...shuffled,
+      after: { id: '42', status: rawJson('"paid"') },
+    };
+    expect(encodeEnvelope(raw)).toBe(encodeEnvelope(shuffled));
+    expect(encodeEnvelope(raw)).toBe(JSON.stringify(toEnvelope(shuffled)));
+  });
+
   it('publishes an outbox payload verbatim, whitespace and key order included', () => {
     const payload = '{ "b": 1,\n  "a": [2, 3] }';
     const outbox: OutboxEvent = {

@@ -1,4 +1,4 @@
-import type { JsonValue, Row } from './json.js';
+import { type Row, sameJson, stableJson } from './json.js';
 
 export type ChangeOp = 'insert' | 'update' | 'delete' | 'truncate' | 'read';
 
@@ -32,6 +32,12 @@ export interface ChangeEvent {
   key: Row | null;
   before: Row | null;
   after: Row | null;
+  /**
+   * Updates only, and only when Postgres sent an old row (REPLICA IDENTITY FULL, or a key change):
+   * the columns whose value differs between `before` and `after`, in column order, comparing the
+   * columns both carry. Absent (not null, not []) when there is no old row.
+   */
+  changed?: string[];
   /** Unchanged TOAST columns: absent from `after`, never reported as null. */
   unchanged: string[];
   source: SourceInfo;
@@ -60,14 +66,7 @@ export type RelayEvent = ChangeEvent | OutboxEvent;
 export function orderingKey(event: RelayEvent): string {
   if (event.kind === 'outbox') return `o\u0000${event.aggregateType}\u0000${event.aggregateId}`;
   if (event.op === 'truncate' || event.key === null) return `t\u0000${event.schema}\u0000${event.table}`;
-  return `r\u0000${event.schema}\u0000${event.table}\u0000${stableStringify(event.key)}`;
-}
-
-function stableStringify(value: JsonValue): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
-  const keys = Object.keys(value).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(value[k] as JsonValue)}`).join(',')}}`;
+  return `r\u0000${event.schema}\u0000${event.table}\u0000${stableJson(event.key)}`;
 }
 
 /**
@@ -79,11 +78,7 @@ export function changesKey(event: RelayEvent): boolean {
     return false;
   for (const column of Object.keys(event.key)) {
     if (!Object.hasOwn(event.before, column)) continue;
-    if (
-      stableStringify(event.before[column] as JsonValue) !== stableStringify(event.key[column] as JsonValue)
-    ) {
-      return true;
-    }
+    if (!sameJson(event.before[column], event.key[column])) return true;
   }
   return false;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CellTree, OVERFLOW_LABEL } from './cell-tree.js';
+import { CellTree, OVERFLOW_LABEL, ValueCap } from './cell-tree.js';
 
 const counter = (labels: Readonly<Record<string, string>>) => ({ labels, n: 0 });
 
@@ -36,5 +36,35 @@ describe('CellTree', () => {
   it('rejects a lookup with the wrong number of label values', () => {
     const tree = new CellTree(['schema', 'table'], 10, counter);
     expect(() => tree.one('public')).toThrow(/schema, table.*1 values/);
+  });
+
+  it('keeps cells under the label values canonicalize maps them to, sharing one cell per mapped set', () => {
+    const cap = new ValueCap(1);
+    const tree = new CellTree(['kind', 'table'], 100, counter, (values) => {
+      const table = cap.admit(values[1] as string);
+      return table === values[1] ? values : [values[0] as string, table];
+    });
+    tree.two('change', 'orders').n++;
+    tree.two('change', 'lines').n++;
+    tree.two('change', 'items').n++;
+    tree.two('change', 'orders').n++;
+    expect(tree.cells().map((c) => [c.labels['table'], c.n])).toEqual([
+      ['orders', 2],
+      [OVERFLOW_LABEL, 2],
+    ]);
+  });
+});
+
+describe('ValueCap', () => {
+  it('admits the first max distinct values for good and maps every later one to _other', () => {
+    const cap = new ValueCap(2);
+    expect(['a', 'b', 'c', 'a', 'b', 'd'].map((v) => cap.admit(v))).toEqual([
+      'a',
+      'b',
+      OVERFLOW_LABEL,
+      'a',
+      'b',
+      OVERFLOW_LABEL,
+    ]);
   });
 });

@@ -223,6 +223,71 @@ describe('createMetrics', () => {
     expect(sampleValue(s, 'sluice_events_received_total', { table: '_other' })).toBe(2);
   });
 
+  it('caps outbox aggregate types at maxAggregateTypes: later ones count under table="_other" of kind outbox', async () => {
+    const m = createMetrics({ buildInfo: { version: '1' }, collectDefault: false, maxAggregateTypes: 2 });
+    for (const type of ['Order', 'Invoice', 'tenant-1', 'tenant-2', 'Order', 'tenant-3']) {
+      m.eventReceived({ ...outbox, table: type });
+      m.eventPublished({ ...outbox, table: type }, 0.001);
+    }
+    m.eventReceived(insert);
+
+    const s = await scrape(m);
+    const outboxSeries = s.filter(
+      (x) => x.name === 'sluice_events_received_total' && x.labels['kind'] === 'outbox',
+    );
+    expect(outboxSeries.map((x) => [x.labels['table'], x.value])).toEqual([
+      ['Order', 2],
+      ['Invoice', 1],
+      ['_other', 3],
+    ]);
+    expect(sampleValue(s, 'sluice_events_published_total', { ...outbox, table: '_other' })).toBe(3);
+    // Row changes have their own cap: the aggregate types never crowd out a table.
+    expect(sampleValue(s, 'sluice_events_received_total', { ...insert })).toBe(1);
+  });
+
+  it('caps tables at maxTables across change events and snapshot metrics: later tables count under schema and table "_other"', async () => {
+    const m = createMetrics({ buildInfo: { version: '1' }, collectDefault: false, maxTables: 2 });
+    m.eventReceived({ ...insert, table: 'a' });
+    m.eventReceived({ ...update, table: 'a' });
+    m.eventReceived({ ...insert, table: 'b' });
+    m.eventReceived({ ...insert, table: 'c' });
+    m.eventReceived({ ...update, table: 'd' });
+    m.snapshotRows('public', 'e', 10);
+    m.snapshotRows('public', 'a', 5);
+    m.snapshotProgress('public', 'e', 0.5);
+    m.snapshotProgress('public', 'b', 0.25);
+
+    const s = await scrape(m);
+    const received = s.filter((x) => x.name === 'sluice_events_received_total');
+    expect(received.map((x) => [x.labels['schema'], x.labels['table'], x.labels['op'], x.value])).toEqual([
+      ['public', 'a', 'insert', 1],
+      ['public', 'a', 'update', 1],
+      ['public', 'b', 'insert', 1],
+      ['_other', '_other', 'insert', 1],
+      ['_other', '_other', 'update', 1],
+    ]);
+    expect(sampleValue(s, 'sluice_snapshot_rows_total', { schema: '_other', table: '_other' })).toBe(10);
+    expect(sampleValue(s, 'sluice_snapshot_rows_total', { schema: 'public', table: 'a' })).toBe(5);
+    // A fraction cannot be summed: a table past the cap has no progress series.
+    expect(
+      s.filter((x) => x.name === 'sluice_snapshot_progress_ratio').map((x) => x.labels['table']),
+    ).toEqual(['b']);
+  });
+
+  it('leaves out the Node default gauges named like counters, whose per-type siblings sum to them', () => {
+    const names = createMetrics({ buildInfo: { version: '1' } }).metricNames();
+    expect(names).not.toContain('nodejs_active_handles_total');
+    expect(names).not.toContain('nodejs_active_requests_total');
+    expect(names).not.toContain('nodejs_active_resources_total');
+    expect(names).toContain('nodejs_active_handles');
+  });
+
+  it('rejects a cap below 1, naming the option', () => {
+    expect(() => createMetrics({ buildInfo: { version: '1' }, maxAggregateTypes: 0 })).toThrow(
+      /metrics\.maxAggregateTypes/,
+    );
+  });
+
   it('registers on its own registry, so two instances in one process do not collide', async () => {
     const a = createMetrics({ buildInfo: { version: '1' } });
     const b = createMetrics({ buildInfo: { version: '1' } });

@@ -7,7 +7,7 @@ import {
   PUBLISH_DURATION_BUCKETS,
   WAL_STATUSES,
 } from './catalog.js';
-import { CellTree } from './cell-tree.js';
+import { CellTree, OVERFLOW_LABEL, ValueCap } from './cell-tree.js';
 import { HotHistogram } from './hot-histogram.js';
 
 export interface BuildInfo {
@@ -31,6 +31,16 @@ export interface CreateMetricsOptions {
   prefix?: string;
   /** Cap on distinct kind/schema/table/op label sets; beyond it events count under `_other`. */
   maxEventLabelSets?: number;
+  /**
+   * Cap on distinct tables (schema and table) in labels; events of later tables count under
+   * `schema="_other", table="_other"`. Default 1000.
+   */
+  maxTables?: number;
+  /**
+   * Cap on distinct outbox aggregate types (the `table` label of `kind="outbox"`), which come
+   * from the application's data; later ones count under `table="_other"`. Default 100.
+   */
+  maxAggregateTypes?: number;
 }
 
 /** The Metrics contract plus what the relay needs to serve and drive it. */
@@ -63,7 +73,28 @@ const countCell = (labels: Readonly<Record<string, string>>): CountCell => ({ la
 
 /** Free-form reasons and components are expected to be a handful of constants. */
 const MAX_REASONS = 64;
-const MAX_SNAPSHOT_TABLES = 2000;
+export const DEFAULT_MAX_EVENT_LABEL_SETS = 2000;
+export const DEFAULT_MAX_TABLES = 1000;
+export const DEFAULT_MAX_AGGREGATE_TYPES = 100;
+
+/**
+ * prom-client's default metrics include three gauges named like counters, which `promtool check
+ * metrics` rejects. Each is the sum of its per-type sibling (`nodejs_active_handles` by `type`,
+ * …), so nothing is lost without them: `sum(nodejs_active_handles)` gives the total.
+ */
+const GAUGES_NAMED_LIKE_COUNTERS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+function cap(setting: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1) {
+    throw new ConfigError(`metrics.${setting}`, `expected an integer from 1 and up, got ${String(value)}`);
+  }
+  return v;
+}
 
 export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
   const prefix = options.prefix ?? 'sluice_';
@@ -76,13 +107,14 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
       },
     );
   }
-  const maxEventLabelSets = options.maxEventLabelSets ?? 2000;
-  if (!Number.isInteger(maxEventLabelSets) || maxEventLabelSets < 1) {
-    throw new ConfigError(
-      'metrics.maxEventLabelSets',
-      `expected an integer from 1 and up, got ${String(maxEventLabelSets)}`,
-    );
-  }
+  const maxEventLabelSets = cap('maxEventLabelSets', options.maxEventLabelSets, DEFAULT_MAX_EVENT_LABEL_SETS);
+  const tables = new ValueCap(cap('maxTables', options.maxTables, DEFAULT_MAX_TABLES));
+  const aggregateTypes = new ValueCap(
+    cap('maxAggregateTypes', options.maxAggregateTypes, DEFAULT_MAX_AGGREGATE_TYPES),
+  );
+  // NUL cannot occur in a Postgres name, so schema and table never run together.
+  const tableAdmitted = (schema: string, table: string) =>
+    tables.admit(`${schema}\u0000${table}`) !== OVERFLOW_LABEL;
   const registry = options.registry ?? new Registry();
   const registers = [registry];
   const nameOf = (spec: MetricSpec): string => prefix + spec.name;
@@ -94,15 +126,29 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
   });
 
   // Hot-path state: plain fields and cells, copied into prom-client metrics on scrape.
-  const events = new CellTree<EventCell>(METRICS.eventsReceived.labels, maxEventLabelSets, (labels) => ({
-    labels,
-    received: 0,
-    published: 0,
-  }));
+  const events = new CellTree<EventCell>(
+    METRICS.eventsReceived.labels,
+    maxEventLabelSets,
+    (labels) => ({ labels, received: 0, published: 0 }),
+    (values) => {
+      const [kind, schema, table, op] = values as [string, string, string, string];
+      if (kind === 'outbox') {
+        const admitted = aggregateTypes.admit(table);
+        return admitted === table ? values : [kind, schema, admitted, op];
+      }
+      return tableAdmitted(schema, table) ? values : [kind, OVERFLOW_LABEL, OVERFLOW_LABEL, op];
+    },
+  );
   const retries = new CellTree<CountCell>(METRICS.publishRetries.labels, MAX_REASONS, countCell);
   const errors = new CellTree<CountCell>(METRICS.publishErrors.labels, MAX_REASONS, countCell);
   const reconnects = new CellTree<CountCell>(METRICS.reconnects.labels, MAX_REASONS, countCell);
-  const snapshotRows = new CellTree<CountCell>(METRICS.snapshotRows.labels, MAX_SNAPSHOT_TABLES, countCell);
+  const snapshotRows = new CellTree<CountCell>(
+    METRICS.snapshotRows.labels,
+    DEFAULT_MAX_EVENT_LABEL_SETS,
+    countCell,
+    (values) =>
+      tableAdmitted(values[0] as string, values[1] as string) ? values : [OVERFLOW_LABEL, OVERFLOW_LABEL],
+  );
   let eventsInFlight = 0;
   let bytesInFlight = 0;
   let confirmed: bigint | undefined;
@@ -223,7 +269,10 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
     },
   });
 
-  if (options.collectDefault ?? true) collectDefaultMetrics({ register: registry });
+  if (options.collectDefault ?? true) {
+    collectDefaultMetrics({ register: registry });
+    for (const name of GAUGES_NAMED_LIKE_COUNTERS) registry.removeSingleMetric(name);
+  }
 
   return {
     registry,
@@ -274,7 +323,8 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
       if (rows > 0) snapshotRows.two(schema, table).n += rows;
     },
     snapshotProgress(schema: string, table: string, fraction: number) {
-      if (Number.isFinite(fraction))
+      // A fraction has no meaningful sum: tables past the cap get no progress series at all.
+      if (Number.isFinite(fraction) && tableAdmitted(schema, table))
         snapshotProgress.set({ schema, table }, Math.min(1, Math.max(0, fraction)));
     },
     snapshotEstimate(schema: string, table: string, rows: number) {

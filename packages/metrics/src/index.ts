@@ -8,11 +8,14 @@ export {
   sluiceMetricNames,
   WAL_STATUSES,
 } from './catalog.js';
-export { CellTree, OVERFLOW_LABEL } from './cell-tree.js';
+export { type Canonicalize, CellTree, OVERFLOW_LABEL, ValueCap } from './cell-tree.js';
 export {
   type BuildInfo,
   type CreateMetricsOptions,
   createMetrics,
+  DEFAULT_MAX_AGGREGATE_TYPES,
+  DEFAULT_MAX_EVENT_LABEL_SETS,
+  DEFAULT_MAX_TABLES,
   type SluiceMetrics,
 } from './create-metrics.js';
 export { parseExposition, type Sample, sampleValue } from './exposition.js';

@@ -140,6 +140,37 @@ describe('enqueue', () => {
     expect(client.queries).toEqual([]);
   });
 
+  it('writes a numeric aggregateId (a safe integer or a bigint) as its decimal string', async () => {
+    const client = recordingClient();
+
+    await enqueue(client, [
+      { ...order, aggregateId: 42 },
+      { ...order, aggregateId: -7 },
+      { ...order, aggregateId: 12345678901234567890n },
+      { ...order, aggregateId: 0n },
+    ]);
+
+    expect(client.queries[0]?.values.filter((_, i) => i % 6 === 2)).toEqual([
+      '42',
+      '-7',
+      '12345678901234567890',
+      '0',
+    ]);
+  });
+
+  it('refuses a number aggregateId that is not a safe integer, saying to pass a bigint or a string', async () => {
+    const client = recordingClient();
+    const err = await enqueue(client, { ...order, aggregateId: 2 ** 53 + 2 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidOutboxEventError);
+    expect((err as Error).message).toMatch(
+      /^outbox event #0: aggregateId must be a non-empty string, a bigint or a safe integer, got 9007199254740994 \(number\)/,
+    );
+    expect((err as Error).message).toMatch(/pass the id as a bigint or a string/);
+    await expect(enqueue(client, { ...order, aggregateId: 1.5 })).rejects.toThrow(/safe integer, got 1.5/);
+    await expect(enqueue(client, { ...order, aggregateId: Number.NaN })).rejects.toThrow(/safe integer/);
+    expect(client.queries).toEqual([]);
+  });
+
   it('refuses a pg Pool, whose queries would escape the transaction', async () => {
     const pool = { totalCount: 0, query: async () => ({ rows: [] }) };
     await expect(enqueue(pool, order)).rejects.toThrow(ConfigError);
@@ -177,6 +208,12 @@ describe('emit', () => {
       payload: null,
       headers: null,
     });
+  });
+
+  it('writes a bigint aggregateId as its decimal string in the message', async () => {
+    const client = recordingClient();
+    await emit(client, { ...order, id: 'e-2', aggregateId: 9007199254740993n });
+    expect(client.queries[0]?.values[1]).toContain('"aggregateid":"9007199254740993"');
   });
 
   it('refuses an empty prefix', async () => {

@@ -6,7 +6,12 @@ export interface OutboxEventInput<P = unknown> {
   /** The dedupe id downstream; a random UUID when absent. Set it to make retries of the same event idempotent. */
   id?: string;
   aggregateType: string;
-  aggregateId: string;
+  /**
+   * The aggregate's id. A number (a safe integer) or a bigint becomes its decimal string
+   * (`42` → `"42"`, `12345678901234567890n` → `"12345678901234567890"`): ids from integer
+   * columns can be passed as the application holds them.
+   */
+  aggregateId: string | number | bigint;
   type: string;
   /** Any JSON-serialisable value; `undefined` is stored as SQL NULL. */
   payload: P;
@@ -39,7 +44,7 @@ export function prepareEvent(event: OutboxEventInput<unknown>, index: number): P
   return {
     id,
     aggregateType: requireText(event.aggregateType, 'aggregateType', at),
-    aggregateId: requireText(event.aggregateId, 'aggregateId', at),
+    aggregateId: aggregateIdText(event.aggregateId, at),
     type: requireText(event.type, 'type', at),
     payload: serializePayload(event.payload, at),
     headers: serializeHeaders(event.headers, at),
@@ -52,6 +57,28 @@ function requireText(value: unknown, field: string, at: string): string {
     field,
     `${at}: ${field} must be a non-empty string, got ${describe(value)}`,
   );
+}
+
+/**
+ * A string as it is; a bigint or a safe integer as its decimal text. Other numbers are refused:
+ * beyond 2^53 a number has already lost digits (12345678901234567890 arrives as
+ * 12345678901234567000), and a fraction or NaN names no aggregate.
+ */
+function aggregateIdText(value: unknown, at: string): string {
+  if (typeof value === 'bigint') return value.toString(10);
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value)) return String(value);
+    throw new InvalidOutboxEventError(
+      'aggregateId',
+      `${at}: aggregateId must be a non-empty string, a bigint or a safe integer, got ${describe(value)}`,
+      {
+        hint: Number.isInteger(value)
+          ? 'integers beyond 2^53 have already lost digits as numbers: pass the id as a bigint or a string'
+          : 'pass the aggregate id as a string',
+      },
+    );
+  }
+  return requireText(value, 'aggregateId', at);
 }
 
 function serializePayload(payload: unknown, at: string): string | null {

@@ -1,4 +1,4 @@
-import { PermanentError, type SourceInfo } from '@sluice/core';
+import { PermanentError, rawJson, type SourceInfo } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_OUTBOX_COLUMNS, resolveColumns } from './columns.js';
 import { InvalidOutboxEventError } from './errors.js';
@@ -69,6 +69,17 @@ describe('outboxEventFromRow', () => {
       payload: 'null',
       headers: {},
     });
+  });
+
+  it('takes json/jsonb columns as the value layer carries them (verbatim text): payload as is, headers parsed', () => {
+    const text = '{"amount": 12345678901234567890, "z": -0}';
+    const event = outboxEventFromRow(
+      { ...row, payload: rawJson(text), headers: rawJson('{"traceparent": "00-abc-01", "n": 1}') },
+      DEFAULT_OUTBOX_COLUMNS,
+      source,
+    );
+    expect(event.payload).toBe(text);
+    expect(event.headers).toEqual({ traceparent: '00-abc-01', n: '1' });
   });
 
   it('parses headers held as JSON text, and treats null headers as none', () => {

@@ -1,13 +1,13 @@
-import type { JsonValue, OutboxEvent, SourceInfo } from '@sluice/core';
+import { encodeJson, isRawJson, type JsonValue, type OutboxEvent, type SourceInfo } from '@sluice/core';
 import type { OutboxColumns } from './columns.js';
 import { InvalidOutboxEventError } from './errors.js';
 import { topLevelMemberText } from './json-span.js';
 
 export interface OutboxRowOptions {
   /**
-   * The payload column's text as Postgres sent it. Pass it when the row holds the decoded value of
-   * a json/jsonb column (re-serialising a parsed value rounds big integers) or when the column is
-   * `text` holding JSON. Otherwise the payload is `JSON.stringify` of the row's value.
+   * The payload column's text as Postgres sent it. Pass it when the column is `text` holding JSON
+   * (or when the row holds a parsed json value: re-serialising it rounds big integers). Otherwise
+   * the payload is the row's value encoded as JSON (a RawJson json/jsonb value verbatim).
    */
   payloadText?: string;
 }
@@ -45,7 +45,7 @@ export function outboxEventFromRow(
   if (payload === undefined) {
     const value = get('payload');
     if (value === undefined) throw missing(origin, 'payload');
-    payload = JSON.stringify(value);
+    payload = encodeJson(value);
   }
   return eventFrom(get, payload, origin, source);
 }
@@ -150,13 +150,16 @@ function requireKey(value: JsonValue | undefined, origin: Origin, field: Field):
   throw invalid(origin, field, 'a non-empty string or a number', value);
 }
 
-/** Absent or null: no headers. A string (a `text`/`json` column the source left as text) is parsed. */
+/**
+ * Absent or null: no headers. A string (a `text` column holding JSON) or a RawJson (a json/jsonb
+ * column) is parsed.
+ */
 function toHeaders(value: JsonValue | undefined, origin: Origin): Record<string, string> {
   if (value === undefined || value === null) return {};
   let object: JsonValue = value;
-  if (typeof value === 'string') {
+  if (typeof value === 'string' || isRawJson(value)) {
     try {
-      object = JSON.parse(value) as JsonValue;
+      object = JSON.parse(typeof value === 'string' ? value : value.json) as JsonValue;
     } catch {
       throw invalid(origin, 'headers', 'a JSON object', value);
     }

@@ -5,6 +5,7 @@ import * as api from './index.js';
 describe('@sluice/pgoutput public surface', () => {
   it('exports the decoder, framing, LSN, value layer and error classes', () => {
     expect(Object.keys(api).sort()).toStrictEqual([
+      'ARRAY_DELIMITERS',
       'ARRAY_ELEMENT_OIDS',
       'InvalidFieldError',
       'InvalidLsnError',
@@ -12,11 +13,13 @@ describe('@sluice/pgoutput public surface', () => {
       'PgOutputDecodeError',
       'PgOutputDecoder',
       'PgValueParseError',
+      'RawJson',
       'TruncatedMessageError',
       'TupleShapeError',
       'TypeOid',
       'UNCHANGED_TOAST',
       'UnknownMessageTypeError',
+      'builtinTypeOid',
       'bytesToBase64',
       'decodeReplicationMessage',
       'encodeStandbyStatusUpdate',

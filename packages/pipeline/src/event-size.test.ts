@@ -1,4 +1,4 @@
-import type { ChangeEvent, JsonValue, OutboxEvent } from '@sluice/core';
+import { type ChangeEvent, encodeEnvelope, type JsonValue, type OutboxEvent, rawJson } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { approximateEventBytes } from './event-size.js';
 
@@ -33,22 +33,32 @@ describe('approximateEventBytes', () => {
     }
   });
 
+  /** An insert of a row with a `doc` column. */
+  const withDoc = (doc: JsonValue): ChangeEvent => ({
+    kind: 'change',
+    id: 's:0/2:0',
+    op: 'insert',
+    schema: 'public',
+    table: 'docs',
+    key: { id: '1' },
+    before: null,
+    after: { id: '1', doc },
+    unchanged: [],
+    source,
+  });
+
   it('counts a large value nested deep in a json column (the byte cap must see it)', () => {
     let doc: JsonValue = { body: 'x'.repeat(1_000_000) };
     for (let depth = 0; depth < 8; depth++) doc = { level: depth, child: doc };
-    const event: ChangeEvent = {
-      kind: 'change',
-      id: 's:0/2:0',
-      op: 'insert',
-      schema: 'public',
-      table: 'docs',
-      key: { id: '1' },
-      before: null,
-      after: { id: '1', doc },
-      unchanged: [],
-      source,
-    };
+    const event = withDoc(doc);
     expect(approximateEventBytes(event)).toBeGreaterThan(JSON.stringify(event).length / 2);
+  });
+
+  it('counts a json column carried verbatim (RawJson) by its text length', () => {
+    const event = withDoc(rawJson(JSON.stringify({ body: 'x'.repeat(1_000_000) })));
+    const exact = encodeEnvelope(event).length;
+    expect(approximateEventBytes(event)).toBeGreaterThan(exact / 2);
+    expect(approximateEventBytes(event)).toBeLessThan(exact * 2);
   });
 
   it('counts an outbox payload by its text length', () => {

@@ -1,4 +1,4 @@
-import type { JsonValue, RelayEvent, Row } from '@sluice/core';
+import { isRawJson, type JsonValue, type RelayEvent, type Row } from '@sluice/core';
 
 // Per-event overhead of the envelope's fixed fields, ids and headers, in bytes.
 const ENVELOPE_OVERHEAD = 256;
@@ -11,6 +11,7 @@ function valueBytes(value: JsonValue): number {
   if (typeof value !== 'object') return 8;
   let total = 2;
   if (Array.isArray(value)) for (const v of value) total += valueBytes(v) + 1;
+  else if (isRawJson(value)) return value.json.length;
   else for (const k in value) total += k.length + 4 + valueBytes(value[k] as JsonValue);
   return total;
 }

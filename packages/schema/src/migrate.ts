@@ -109,6 +109,82 @@ export async function migrate(
   }
 }
 
+export interface MigrationCheck {
+  /** Tags of the migrations `migrate` would apply, in order; empty when the schema is up to date. */
+  pending: string[];
+}
+
+/**
+ * What `migrate` would apply, and whether the role may: reads the catalogs only (no lock, nothing
+ * created), so a relay can check before it creates anything. With migrations pending, the role
+ * needs CREATE on the database while the schema `sluice` does not exist (to create it), or CREATE
+ * on that schema once it does; otherwise throws a permanent MigrationError naming the GRANT.
+ */
+export async function checkMigrations(
+  db: Pool | PoolClient | Client,
+  options: Pick<MigrateOptions, 'migrationsFolder'> = {},
+): Promise<MigrationCheck> {
+  const folder = options.migrationsFolder ?? migrationsFolder;
+  const migrations = loadMigrations(folder);
+  let access: {
+    role: string;
+    database: string;
+    schema_exists: boolean;
+    can_create_schema: boolean;
+    can_use_schema: boolean | null;
+    can_create_in_schema: boolean | null;
+  };
+  let applied: number[] = [];
+  try {
+    const { rows } = await db.query<typeof access>(
+      `SELECT current_user AS role, current_database() AS database, n.oid IS NOT NULL AS schema_exists,
+              has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
+              CASE WHEN n.oid IS NOT NULL THEN has_schema_privilege(n.oid, 'USAGE') END AS can_use_schema,
+              CASE WHEN n.oid IS NOT NULL THEN has_schema_privilege(n.oid, 'CREATE') END AS can_create_in_schema
+         FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = $1`,
+      [MIGRATIONS_SCHEMA],
+    );
+    access = rows[0] as typeof access;
+    if (access.can_use_schema !== false) applied = await appliedMillis(db);
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    const refused = typeof code === 'string' && (code.startsWith('28') || code === '3D000');
+    throw isConnectionError(err) || refused
+      ? connectionFailed(err)
+      : new MigrationError(`could not check the sluice schema: ${errorMessage(err)}`, { cause: err });
+  }
+  const role = quoteIdent(access.role);
+  if (access.can_use_schema === false) {
+    throw new MigrationError(
+      `role "${access.role}" may not use the schema "${MIGRATIONS_SCHEMA}", which holds Sluice's tables`,
+      {
+        hint: `GRANT USAGE, CREATE ON SCHEMA "${MIGRATIONS_SCHEMA}" TO ${role}; (or run the relay as the role that owns it)`,
+      },
+    );
+  }
+  const pending = pendingMigrations(migrations, applied).map((m) => m.tag);
+  if (pending.length === 0) return { pending };
+  const fixes =
+    'or apply them as a DBA (`sluice migrate --print`) and start the relay with SLUICE_AUTO_MIGRATE=false';
+  if (!access.schema_exists && !access.can_create_schema) {
+    throw new MigrationError(
+      `role "${access.role}" may not create the schema "${MIGRATIONS_SCHEMA}" for Sluice's migrations (${pending.join(', ')}): it lacks CREATE on database "${access.database}"`,
+      { hint: `GRANT CREATE ON DATABASE ${quoteIdent(access.database)} TO ${role}; ${fixes}` },
+    );
+  }
+  if (access.schema_exists && access.can_create_in_schema === false) {
+    throw new MigrationError(
+      `role "${access.role}" may not create objects in the schema "${MIGRATIONS_SCHEMA}" for Sluice's migrations (${pending.join(', ')})`,
+      { hint: `GRANT CREATE ON SCHEMA "${MIGRATIONS_SCHEMA}" TO ${role}; ${fixes}` },
+    );
+  }
+  return { pending };
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
 /** The SQL `sluice migrate --print` shows: every migration in order, with drizzle's bookkeeping. */
 export function migrationSql(options: { migrationsFolder?: string } = {}): string {
   return renderMigrationSql(loadMigrations(options.migrationsFolder ?? migrationsFolder));
@@ -124,7 +200,7 @@ function loadMigrations(folder: string): MigrationFile[] {
 }
 
 /** `created_at` of the migrations already applied, or none when the bookkeeping table is absent. */
-async function appliedMillis(client: PoolClient | Client): Promise<number[]> {
+async function appliedMillis(client: Pool | PoolClient | Client): Promise<number[]> {
   const table = `"${MIGRATIONS_SCHEMA}"."${MIGRATIONS_TABLE}"`;
   const { rows: exists } = await client.query<{ t: string | null }>('select to_regclass($1) as t', [table]);
   if (exists[0]?.t == null) return [];

@@ -3,11 +3,20 @@ export { Header, isReservedHeader } from './headers.js';
 export {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_DUPLICATE_WINDOW_MS,
+  DEFAULT_MAX_AGE_MS,
+  DEFAULT_MAX_BYTES,
   DEFAULT_STREAM,
   type NatsSinkOptions,
 } from './options.js';
 export { createNatsSink, type NatsSink } from './sink.js';
-export { type ProvisionOutcome, provisionStream, type StreamSpec } from './stream.js';
+export {
+  checkExistingStream,
+  inspectStream,
+  type ProvisionOutcome,
+  provisionStream,
+  StreamMismatchError,
+  type StreamSpec,
+} from './stream.js';
 export {
   decodeSubjectToken,
   EMPTY_TOKEN,

@@ -8,10 +8,26 @@ export interface NatsSinkOptions {
   stream?: string;
   /** First subject token(s); the stream captures `<prefix>.>`. Default `sluice`. */
   subjectPrefix?: string;
-  /** JetStream dedupe window for `Nats-Msg-Id`. Default 2 h: must cover the longest replay after a crash. */
+  /**
+   * JetStream dedupe window for `Nats-Msg-Id`. Default 2 h: must cover the longest replay after a
+   * crash. A new stream gets it; an existing one must have at least this (it is never changed).
+   */
   duplicateWindowMs?: number;
-  /** Stream replicas (1 on a single server). Default 1. */
+  /**
+   * Stream replicas (1 on a single server). Default 1. A new stream gets it; an existing one must
+   * have at least this many (it is never changed).
+   */
   replicas?: number;
+  /**
+   * `max_age` of a stream the sink creates, in ms; 0 keeps messages regardless of age. Default
+   * 7 days (Kafka's default retention). Never applied to an existing stream.
+   */
+  maxAgeMs?: number;
+  /**
+   * `max_bytes` of a stream the sink creates; -1 sets no byte limit (the default, as in Kafka:
+   * `maxAgeMs` bounds the stream). Never applied to an existing stream.
+   */
+  maxBytes?: number;
   /** Stream storage. Default `file`: `memory` loses events when nats-server restarts. */
   storage?: 'file' | 'memory';
   /** How long a publish waits for its PubAck before failing as retriable. Default 5000. */
@@ -35,3 +51,5 @@ export interface NatsSinkOptions {
 export const DEFAULT_STREAM = 'SLUICE';
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 60 * 1000;
 export const DEFAULT_ACK_TIMEOUT_MS = 5000;
+export const DEFAULT_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
+export const DEFAULT_MAX_BYTES = -1;

@@ -28,15 +28,17 @@ import { changeHeaders, type HeaderContext, outboxHeaders } from './headers.js';
 import {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_DUPLICATE_WINDOW_MS,
+  DEFAULT_MAX_AGE_MS,
+  DEFAULT_MAX_BYTES,
   DEFAULT_STREAM,
   type NatsSinkOptions,
 } from './options.js';
 import { PubAckCollector } from './pub-acks.js';
-import { provisionError, provisionStream, type StreamSpec } from './stream.js';
+import { inspectStream, provisionError, provisionStream, type StreamSpec } from './stream.js';
 import { DEFAULT_OUTBOX_SUBJECT_TEMPLATE, SubjectRouter, streamSubjects } from './subjects.js';
 
 export interface NatsSink extends Sink {
-  /** The stream's subjects and settings as provisioned at start (for tests and `sluice status`). */
+  /** What the sink requires of its stream, and creates one with (for tests and `sluice status`). */
   readonly streamSpec: Readonly<StreamSpec>;
 }
 
@@ -45,6 +47,26 @@ function positiveInt(setting: string, value: number, min: number): number {
     throw new ConfigError(setting, `expected an integer from ${min} and up, got ${value}`);
   }
   return value;
+}
+
+/** `max_age` and `max_bytes` of a stream the sink creates, checked against the duplicate window. */
+function retention(options: NatsSinkOptions, duplicateWindowMs: number) {
+  const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+  if (!Number.isInteger(maxAgeMs) || maxAgeMs < 0) {
+    throw new ConfigError('maxAgeMs', `expected an integer from 0 (no age limit) and up, got ${maxAgeMs}`);
+  }
+  if (maxAgeMs > 0 && maxAgeMs < duplicateWindowMs) {
+    throw new ConfigError(
+      'maxAgeMs',
+      `${maxAgeMs} ms is shorter than the duplicate window (${duplicateWindowMs} ms), which JetStream does not allow`,
+      { hint: 'keep messages at least as long as the duplicate window, or shorten the window' },
+    );
+  }
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!Number.isInteger(maxBytes) || (maxBytes < 1 && maxBytes !== -1)) {
+    throw new ConfigError('maxBytes', `expected -1 (no byte limit) or a positive integer, got ${maxBytes}`);
+  }
+  return { maxAgeMs, maxBytes };
 }
 
 const ignore = () => undefined;
@@ -64,16 +86,18 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   }
   const router = new SubjectRouter(options);
   const template = options.outboxSubjectTemplate ?? DEFAULT_OUTBOX_SUBJECT_TEMPLATE;
+  const duplicateWindowMs = positiveInt(
+    'duplicateWindowMs',
+    options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS,
+    1000,
+  );
   const spec: StreamSpec = {
     name: stream,
     subjects: streamSubjects(router.prefix, template),
     storage: options.storage ?? 'file',
-    duplicateWindowMs: positiveInt(
-      'duplicateWindowMs',
-      options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS,
-      1000,
-    ),
+    duplicateWindowMs,
     replicas: positiveInt('replicas', options.replicas ?? 1, 1),
+    ...retention(options, duplicateWindowMs),
   };
   const ackTimeoutMs = positiveInt('ackTimeoutMs', options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, 1);
   const ctx: HeaderContext = { stream, ceSource: options.ceSource ?? `sluice/${stream}` };
@@ -84,6 +108,9 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   let acks: PubAckCollector | undefined;
   let jsm: JetStreamManager | undefined;
   let streamReady = false;
+  /** check() passed on the current connection: start() only creates what is missing. */
+  let checked = false;
+  let started = false;
   let closing = false;
   /** Set while the connection is down: what /readyz shows first. */
   let disconnected: string | undefined;
@@ -132,11 +159,26 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
         const outcome = await provisionStream(jsm, spec);
         streamReady = true;
         problem = undefined;
-        const level = outcome.action === 'unchanged' ? 'debug' : 'info';
-        log[level](
-          { action: outcome.action, changed: outcome.changed, subjects: spec.subjects },
-          'stream ready',
-        );
+        if (outcome.action === 'created') {
+          log.info(
+            {
+              subjects: spec.subjects,
+              duplicateWindowMs: spec.duplicateWindowMs,
+              replicas: spec.replicas,
+              maxAgeMs: spec.maxAgeMs,
+              maxBytes: spec.maxBytes,
+            },
+            `created stream ${stream}`,
+          );
+          if (spec.maxAgeMs === 0 && spec.maxBytes === -1) {
+            log.warn(
+              {},
+              `stream ${stream} has no age or byte limit: it grows until JetStream's storage is full`,
+            );
+          }
+        } else {
+          log.debug({ subjects: outcome.info.config.subjects }, `stream ${stream} exists and fits`);
+        }
       } catch (err) {
         streamReady = false;
         const e =
@@ -224,6 +266,69 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     });
   }
 
+  /** Connects unless connected; the connection stays for start() and publishing. */
+  async function connectOnce(): Promise<void> {
+    if (nc !== undefined) return;
+    closing = false;
+    let conn: NatsConnection;
+    try {
+      conn = await connect(await connectionOptions());
+    } catch (err) {
+      problem = `cannot connect to ${String(options.servers)}`;
+      if (err instanceof ConfigError) throw err;
+      if (err instanceof AuthorizationError) {
+        throw new PermanentError(`NATS refused the relay's credentials at ${String(options.servers)}`, {
+          cause: err,
+          hint: 'check user/pass, token or creds',
+        });
+      }
+      throw new RetriableError(`cannot connect to NATS at ${String(options.servers)}`, {
+        cause: err,
+        hint: 'check the servers setting and that nats-server is running and reachable',
+      });
+    }
+    nc = conn;
+    disconnected = undefined;
+    acks = new PubAckCollector(conn, ackTimeoutMs);
+    lost = undefined;
+    watchStatus(conn).catch((err: unknown) => log.error({ err }, 'NATS status watcher stopped'));
+    watchClosed(conn);
+  }
+
+  /** After a failed check or start: the next attempt connects afresh. */
+  async function disconnect(conn: NatsConnection): Promise<void> {
+    if (nc !== conn) return;
+    acks?.close();
+    nc = acks = jsm = undefined;
+    checked = started = false;
+    await conn.close().catch(ignore);
+  }
+
+  /** Connects and checks JetStream and the stream, creating nothing. */
+  async function check(): Promise<void> {
+    if (checked) return;
+    await connectOnce();
+    const conn = nc as NatsConnection;
+    try {
+      // jetstreamManager asks for the account's JetStream info: it fails when JetStream is off.
+      jsm ??= await jetstreamManager(conn).catch((err: unknown) => {
+        throw provisionError(err, spec, 'check');
+      });
+      const existing = await inspectStream(jsm, spec);
+      if (existing === undefined) {
+        log.info({ subjects: spec.subjects }, `stream ${stream} does not exist yet: it is created at start`);
+      } else {
+        for (const note of existing.notes) log.info({}, note);
+      }
+      checked = true;
+      problem = 'checked, not started';
+    } catch (err) {
+      problem = err instanceof Error ? err.message : String(err);
+      await disconnect(conn);
+      throw err;
+    }
+  }
+
   function settled(): void {
     inFlight--;
     if (inFlight === 0 && onIdle !== undefined) onIdle();
@@ -233,39 +338,19 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
     name: 'nats',
     streamSpec: spec,
 
+    check,
+
     async start() {
-      if (nc !== undefined) return;
-      closing = false;
-      try {
-        nc = await connect(await connectionOptions());
-      } catch (err) {
-        problem = `cannot connect to ${String(options.servers)}`;
-        if (err instanceof ConfigError) throw err;
-        if (err instanceof AuthorizationError) {
-          throw new PermanentError(`NATS refused the relay's credentials at ${String(options.servers)}`, {
-            cause: err,
-            hint: 'check user/pass, token or creds',
-          });
-        }
-        throw new RetriableError(`cannot connect to NATS at ${String(options.servers)}`, {
-          cause: err,
-          hint: 'check the servers setting and that nats-server is running and reachable',
-        });
-      }
-      disconnected = undefined;
-      acks = new PubAckCollector(nc, ackTimeoutMs);
-      lost = undefined;
-      watchStatus(nc).catch((err: unknown) => log.error({ err }, 'NATS status watcher stopped'));
-      watchClosed(nc);
+      if (started) return;
+      if (!checked) await check();
+      const conn = nc as NatsConnection;
       try {
         await provision();
       } catch (err) {
-        const conn = nc;
-        acks?.close();
-        nc = acks = jsm = undefined;
-        await conn.close().catch(ignore);
+        await disconnect(conn);
         throw err;
       }
+      started = true;
       log.info({ servers: options.servers, subjects: spec.subjects }, 'NATS sink started');
     },
 
@@ -344,7 +429,7 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
       acks?.close();
       nc = acks = jsm = undefined;
       disconnected = undefined;
-      streamReady = false;
+      streamReady = checked = started = false;
       problem = 'closed';
       clearTimeout(retryTimer);
       retryTimer = undefined;

@@ -1,5 +1,5 @@
 import { PassThrough, Writable } from 'node:stream';
-import { type ChangeEvent, type OutboxEvent, PermanentError } from '@sluice/core';
+import { type ChangeEvent, type OutboxEvent, PermanentError, rawJson } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { formatLine } from './line.js';
 import { createStdoutSink } from './sink.js';
@@ -54,6 +54,14 @@ describe('formatLine', () => {
       source,
     });
     expect(formatLine(change).startsWith('{"id":"0/16B3800-1","kind":"change","op":"insert",')).toBe(true);
+  });
+
+  it('prints json column values verbatim, big numbers intact, on one line even when the json text has line breaks', () => {
+    const doc = '{\r\n  "n": 12345678901234567890,\n  "s": "a\\nb"\n}';
+    const line = formatLine({ ...change, after: { id: '42', doc: rawJson(doc) } });
+    expect(line).not.toMatch(/[\r\n]/);
+    expect(line).toContain('"doc":{  "n": 12345678901234567890,  "s": "a\\nb"}');
+    expect(JSON.parse(line).after.doc.s).toBe('a\nb');
   });
 
   it('prints an outbox event with its payload embedded as JSON, on one line, big numbers intact', () => {

@@ -51,6 +51,9 @@ export function createStdoutSink(options: StdoutSinkOptions = {}): Sink {
   return {
     name: 'stdout',
 
+    /** Nothing to check: stdout exists, and a closed pipe shows up as a publish error. */
+    async check() {},
+
     async start() {
       if (started || write) {
         started = true;

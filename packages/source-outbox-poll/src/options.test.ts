@@ -17,7 +17,7 @@ describe('resolveOptions', () => {
       backlogIntervalMs: 5000,
       reconnectInitialMs: 500,
       reconnectMaxMs: 30_000,
-      createdAtExplicit: false,
+      explicit: { createdAt: false, headers: false },
       lockKey: pollLockKey({ schema: 'sluice', name: 'outbox' }),
     });
     expect(resolveOptions({ pool, table: 'public.events' }).lockKey).toBe(
@@ -25,9 +25,14 @@ describe('resolveOptions', () => {
     );
   });
 
-  it('notes whether created_at was named, so its absence is an error only then', () => {
-    expect(resolveOptions({ pool, columns: { createdAt: 'created_at' } }).createdAtExplicit).toBe(true);
-    expect(resolveOptions({ pool, columns: { createdAt: null } }).createdAtExplicit).toBe(true);
+  it('notes whether created_at and headers were named, so their absence is an error only then', () => {
+    expect(resolveOptions({ pool, columns: { createdAt: 'created_at' } }).explicit.createdAt).toBe(true);
+    expect(resolveOptions({ pool, columns: { createdAt: null } }).explicit.createdAt).toBe(true);
+    expect(resolveOptions({ pool, columns: { headers: 'meta' } }).explicit).toEqual({
+      createdAt: false,
+      headers: true,
+    });
+    expect(resolveOptions({ pool, columns: { headers: null } }).explicit.headers).toBe(true);
   });
 
   it('refuses bad settings by name', () => {

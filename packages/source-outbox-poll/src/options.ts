@@ -3,7 +3,7 @@ import { DEFAULT_OUTBOX_TABLE, parseTableName, type TableName } from '@sluice/ou
 import type pg from 'pg';
 import { type PollColumns, resolvePollColumns } from './columns.js';
 import { pollLockKey } from './lock.js';
-import type { PollMode } from './table-check.js';
+import type { ExplicitColumns, PollMode } from './table-check.js';
 
 /** What the source needs of a pool: connections it can hold (the leader keeps one for its lock). */
 export type PollPool = Pick<pg.Pool, 'connect'>;
@@ -13,7 +13,12 @@ export interface OutboxPollSourceOptions {
   pool: PollPool;
   /** `"schema.table"`, `"table"` (in `public`) or `{ schema, name }`; default `sluice.outbox`. */
   table?: string | TableName;
-  /** Column names, by field: Debezium's event columns plus `txid`, `position`, `createdAt`, `publishedAt`. */
+  /**
+   * Column names, by field: Debezium's event columns plus `txid`, `position`, `createdAt`,
+   * `publishedAt`. `headers` and `createdAt` are optional: left out, they are read when the table
+   * has the default column (`headers`, `created_at`) and skipped when it has not; named, they
+   * must exist (`null`: the table has none).
+   */
   columns?: Partial<PollColumns>;
   /** `delete` (default) removes published rows; `mark` sets `columns.publishedAt` and keeps them. */
   mode?: PollMode;
@@ -48,8 +53,8 @@ export interface ResolvedOptions {
   pool: PollPool;
   table: TableName;
   columns: PollColumns;
-  /** `columns.createdAt` was named by the caller: its absence is an error, not a fallback. */
-  createdAtExplicit: boolean;
+  /** Optional columns named by the caller: their absence is an error, not a fallback. */
+  explicit: ExplicitColumns;
   mode: PollMode;
   batchSize: number;
   intervalMs: number;
@@ -108,7 +113,10 @@ export function resolveOptions(options: OutboxPollSourceOptions): ResolvedOption
     pool: options.pool,
     table,
     columns: resolvePollColumns(options.columns),
-    createdAtExplicit: options.columns?.createdAt !== undefined,
+    explicit: {
+      createdAt: options.columns?.createdAt !== undefined,
+      headers: options.columns?.headers !== undefined,
+    },
     mode,
     batchSize: integer('batchSize', options.batchSize, 500, 1, 10_000),
     intervalMs: integer('intervalMs', options.intervalMs, 200, 1, HOUR_MS),

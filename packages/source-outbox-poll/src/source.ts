@@ -138,7 +138,12 @@ class OutboxPollSourceImpl implements OutboxPollSource {
   }
 
   status(): ComponentStatus {
-    return this.#role === 'leader' ? { ready: true } : { ready: false, detail: this.#detail ?? this.#role };
+    if (this.#role === 'leader') return { ready: true };
+    return {
+      ready: false,
+      detail: this.#detail ?? this.#role,
+      ...(this.#role === 'standby' && { standby: true }),
+    };
   }
 
   stats(): PollStats {
@@ -195,13 +200,14 @@ class OutboxPollSourceImpl implements OutboxPollSource {
     let broken: Error | undefined;
     try {
       const catalog = await loadCatalog(client, this.table);
-      const table = checkPollTable(o.table, o.columns, o.mode, o.createdAtExplicit, catalog);
+      const table = checkPollTable(o.table, o.columns, o.mode, o.explicit, catalog);
       for (const warning of table.warnings) o.logger.warn({ table: this.table }, warning);
       o.logger.info(
         {
           table: this.table,
           mode: table.mode,
           createdAt: table.columns.createdAt,
+          headers: table.columns.headers,
           lockKey: this.lockKey.toString(),
         },
         'outbox table ready for poll mode',

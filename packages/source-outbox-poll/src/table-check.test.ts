@@ -2,7 +2,13 @@ import { PermanentError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLL_COLUMNS, type PollColumns, resolvePollColumns } from './columns.js';
 import { OutboxPollTableError } from './errors.js';
-import { type CatalogColumn, checkPollTable, type PollMode, type TableCatalog } from './table-check.js';
+import {
+  type CatalogColumn,
+  checkPollTable,
+  type ExplicitColumns,
+  type PollMode,
+  type TableCatalog,
+} from './table-check.js';
 
 const SLUICE = { schema: 'sluice', name: 'outbox' };
 const PUBLIC = { schema: 'public', name: 'outbox' };
@@ -49,7 +55,7 @@ function check(
     table = SLUICE,
     columns = DEFAULT_POLL_COLUMNS as PollColumns,
     mode = 'delete' as PollMode,
-    explicit = false,
+    explicit = {} as ExplicitColumns,
   } = {},
 ) {
   return checkPollTable(table, columns, mode, explicit, cat);
@@ -149,10 +155,21 @@ describe('checkPollTable', () => {
   });
 
   it('names missing event columns and the mapping setting instead', () => {
-    const err = failure(() => check(catalog(debeziumColumns)));
+    const noType = sluiceColumns.filter((c) => c.name !== 'type' && c.name !== 'payload');
+    const err = failure(() => check(catalog(noType)));
     expect(err.message).toBe(
-      'outbox table "sluice"."outbox" has no column "headers" (headers)\n  fix: name the table\'s columns in the outbox column mapping (SLUICE_OUTBOX_COLUMNS, e.g. headers=<column>); `headers=` (empty) for a table without headers',
+      'outbox table "sluice"."outbox" has no column "type" (type), "payload" (payload)\n  fix: name the table\'s columns in the outbox column mapping (SLUICE_OUTBOX_COLUMNS, e.g. type=<column>,payload=<column>)',
     );
+  });
+
+  it('reads no headers from a table without a headers column unless the mapping names one', () => {
+    const noHeaders = sluiceColumns.filter((c) => c.name !== 'headers');
+    expect(check(catalog(noHeaders)).columns.headers).toBeNull();
+    expect(check(catalog(sluiceColumns)).columns.headers).toBe('headers');
+    const named = resolvePollColumns({ headers: 'meta' });
+    const err = failure(() => check(catalog(noHeaders), { columns: named, explicit: { headers: true } }));
+    expect(err.message).toContain('has no column "meta" (headers)');
+    expect(err.message).toContain('`headers=` (empty) for a table without headers');
   });
 
   it('falls back to the read time without created_at, unless the column was named explicitly', () => {
@@ -163,7 +180,7 @@ describe('checkPollTable', () => {
     const err = failure(() =>
       check(catalog(withoutCreated), {
         columns: resolvePollColumns({ createdAt: 'created_at' }),
-        explicit: true,
+        explicit: { createdAt: true },
       }),
     );
     expect(err.message).toContain('column "created_at" (columns.createdAt) does not exist');

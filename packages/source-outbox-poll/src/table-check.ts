@@ -54,14 +54,23 @@ export function orderIndexStatement(table: string, columns: PollColumns, mode: P
 }
 
 /**
+ * Optional columns the caller named: a named column must exist, an unnamed one is used only when
+ * the table has it (`headers`: no headers of the event's own; `createdAt`: the read time).
+ */
+export interface ExplicitColumns {
+  createdAt?: boolean;
+  headers?: boolean;
+}
+
+/**
  * Decides from the catalog whether the table can be polled, and if not, which statements fix it.
  * Pure, so every finding and every statement is unit-tested; `loadCatalog` supplies the input.
  */
 export function checkPollTable(
   name: TableName,
-  columns: PollColumns,
+  requested: PollColumns,
   mode: PollMode,
-  createdAtExplicit: boolean,
+  explicit: ExplicitColumns,
   catalog: TableCatalog | null,
 ): PollTable {
   const table = `${quoteIdentifier(name.schema)}.${quoteIdentifier(name.name)}`;
@@ -74,6 +83,11 @@ export function checkPollTable(
   }
   const byName = new Map(catalog.columns.map((c) => [c.name, c]));
   const q = (column: string) => quoteIdentifier(column);
+  // Debezium's table has no headers column: without a mapping that names one, none is read.
+  const columns =
+    requested.headers !== null && !explicit.headers && !byName.has(requested.headers)
+      ? { ...requested, headers: null }
+      : requested;
 
   const eventFields = ['id', 'aggregateType', 'aggregateId', 'type', 'payload', 'headers'] as const;
   const missingEvent = eventFields.filter((f) => columns[f] !== null && !byName.has(columns[f] as string));
@@ -135,7 +149,7 @@ export function checkPollTable(
   if (createdAt !== null) {
     const column = byName.get(createdAt);
     if (column === undefined) {
-      if (createdAtExplicit) {
+      if (explicit.createdAt) {
         problems.push(
           `column "${createdAt}" (columns.createdAt) does not exist: name the creation-time column, or set columns.createdAt to null (the event time is then the time the relay reads the row)`,
         );

@@ -1,7 +1,7 @@
 // Messages built field by field as listed in
 // https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
 import type { ChangeEvent, RelayEvent } from '@sluice/core';
-import { silentLogger } from '@sluice/core';
+import { isRawJson, silentLogger } from '@sluice/core';
 import { formatLsn, type TupleValue, UNCHANGED_TOAST } from '@sluice/pgoutput';
 import { describe, expect, it } from 'vitest';
 import { ChangeDecoder, type ChangeDecoderOptions } from './change-decoder.js';
@@ -214,6 +214,112 @@ describe('ChangeDecoder', () => {
       commit(0x2000n, 0x2040n),
     ]).changes;
     expect(e).toMatchObject({ after: { id: 1, status: 'paid', notes: 'long text' }, unchanged: [] });
+  });
+
+  it('lists in `changed` the columns whose value differs from a REPLICA IDENTITY FULL old row, in column order', () => {
+    const [e] = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation('f'),
+      update(ORDERS, ['O', ['1', 'new', 'n']], ['1', 'paid', null]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e?.changed).toEqual(['status', 'notes']);
+  });
+
+  it('gives an update that changed nothing an empty `changed` when the old row was sent', () => {
+    const [e] = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation('f'),
+      update(ORDERS, ['O', ['1', 'new', null]], ['1', 'new', null]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e?.changed).toEqual([]);
+  });
+
+  it('compares a key-only old row on the key columns only', () => {
+    const [e] = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      update(ORDERS, ['K', ['1', null, null]], ['2', 'x', 'y']),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e?.changed).toEqual(['id']);
+  });
+
+  it('never reports an unchanged TOAST column as changed', () => {
+    const [full] = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation('f'),
+      update(ORDERS, ['O', ['1', 'new', 'long text']], ['1', 'paid', UNCHANGED_TOAST]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(full?.changed).toEqual(['status']);
+    const [keyOnly] = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      update(ORDERS, ['K', ['1', null, null]], ['2', 'x', UNCHANGED_TOAST]),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(keyOnly).toMatchObject({ changed: ['id'], unchanged: ['notes'] });
+  });
+
+  it('leaves `changed` out (not null, not []) when Postgres sent no old row, and of every other op', () => {
+    const { changes } = feed(decoder(), [
+      begin(0x2000n, 1),
+      ordersRelation(),
+      insert(ORDERS, ['1', 'new', null]),
+      update(ORDERS, null, ['1', 'paid', null]),
+      del(ORDERS, 'K', ['1', null, null]),
+      truncate([ORDERS]),
+      commit(0x2000n, 0x2040n),
+    ]);
+    expect(changes.map((e) => e.op)).toEqual(['insert', 'update', 'delete', 'truncate']);
+    for (const e of changes) expect(e).not.toHaveProperty('changed');
+  });
+
+  it('compares json values by their text: the same jsonb is unchanged, a different spelling of json is a change', () => {
+    const JSON_OID = 114;
+    const JSONB = 3802;
+    const [e] = feed(decoder({ tables: [{ schema: 'public', table: 'docs', primaryKey: ['id'] }] }), [
+      begin(0x2000n, 1),
+      relation(OTHER, 'public', 'docs', 'f', [
+        ['id', INT4, true],
+        ['jb', JSONB, true],
+        ['j', JSON_OID, true],
+      ]),
+      update(OTHER, ['O', ['1', '{"a": 1}', '{"a":1}']], ['1', '{"a": 1}', '{"a": 1}']),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    expect(e?.changed).toEqual(['j']);
+  });
+
+  it('reads a domain column as the base type its Type message names, json domains verbatim', () => {
+    const DOMAIN_OVER_JSONB = 16500;
+    const DOMAIN_OVER_INT8 = 16501;
+    const DOMAIN_OVER_INT4_ARRAY = 16502;
+    const ENUM = 16503;
+    const typeMsg = (oid: number, schema: string, name: string) =>
+      new Msg().tag('Y').int32(oid).cstring(schema).cstring(name).build();
+    const [e] = feed(decoder({ tables: [{ schema: 'public', table: 'docs', primaryKey: ['id'] }] }), [
+      begin(0x2000n, 1),
+      // pgoutput names a domain's base type, with pg_catalog as the empty schema.
+      typeMsg(DOMAIN_OVER_JSONB, '', 'jsonb'),
+      typeMsg(DOMAIN_OVER_INT8, '', 'int8'),
+      typeMsg(DOMAIN_OVER_INT4_ARRAY, '', '_int4'),
+      typeMsg(ENUM, 'public', 'mood'),
+      relation(OTHER, 'public', 'docs', 'd', [
+        ['id', INT4, true],
+        ['doc', DOMAIN_OVER_JSONB, false],
+        ['big', DOMAIN_OVER_INT8, false],
+        ['ints', DOMAIN_OVER_INT4_ARRAY, false],
+        ['mood', ENUM, false],
+      ]),
+      insert(OTHER, ['1', '{"n": 12345678901234567890}', '9007199254740993', '{1,2}', 'happy']),
+      commit(0x2000n, 0x2040n),
+    ]).changes;
+    const after = e?.after ?? {};
+    expect(isRawJson(after['doc']) && after['doc'].json).toBe('{"n": 12345678901234567890}');
+    expect(after).toMatchObject({ id: 1, big: '9007199254740993', ints: [1, 2], mood: 'happy' });
   });
 
   it('keys a table without a catalog primary key by its replica identity columns', () => {
@@ -440,7 +546,8 @@ describe('ChangeDecoder', () => {
       commit(0x3000n, 0x3040n),
     ]);
     expect(raws).toEqual([['{"amount": 12345678901234567890}', null, undefined]]);
-    expect(parsed).toEqual({ amount: 12345678901234567000 });
+    // The row carries the json text too, verbatim (never parsed and re-serialised).
+    expect(isRawJson(parsed) && parsed.json).toBe('{"amount": 12345678901234567890}');
   });
 
   it('tells onIgnoredChange about updates, deletes and truncates of an outbox-only table, and publishes none', () => {

@@ -1,5 +1,15 @@
-import type { ChangeEvent, ChangeOp, JsonValue, Logger, RelayEvent, Row, SourceInfo } from '@sluice/core';
 import {
+  type ChangeEvent,
+  type ChangeOp,
+  type JsonValue,
+  type Logger,
+  type RelayEvent,
+  type Row,
+  type SourceInfo,
+  sameJson,
+} from '@sluice/core';
+import {
+  builtinTypeOid,
   formatLsn,
   keyTupleToRow,
   type LogicalMessage,
@@ -87,8 +97,11 @@ export class ChangeDecoder {
   private readonly captured: Map<string, CapturedTable>;
   private readonly outboxTables: Set<string>;
   private readonly relations = new Map<number, CachedRelation>();
-  /** Type OID → qualified name, from Type messages (sent for non-built-in column types). */
-  readonly typeNames = new Map<number, string>();
+  /**
+   * Type OID → the built-in type it is read as, from Type messages (sent before a Relation for each
+   * non-built-in column type): a domain's Type message names its base type.
+   */
+  private readonly builtinTypes = new Map<number, number>();
   private tx: OpenTransaction | null = null;
 
   constructor(private readonly options: ChangeDecoderOptions) {
@@ -146,9 +159,12 @@ export class ChangeDecoder {
       case 'relation':
         this.cacheRelation(msg);
         return null;
-      case 'type':
-        this.typeNames.set(msg.typeOid, `${msg.schema}.${msg.name}`);
+      case 'type': {
+        const builtin = builtinTypeOid(msg.schema, msg.name);
+        if (builtin === undefined) this.builtinTypes.delete(msg.typeOid);
+        else this.builtinTypes.set(msg.typeOid, builtin);
         return null;
+      }
       case 'origin':
         return null;
       case 'insert': {
@@ -169,7 +185,7 @@ export class ChangeDecoder {
           }
         }
         if (!rel.captured) return null;
-        this.emitChange(out, walStart, rel, 'insert', null, row, unchanged);
+        this.emitChange(out, walStart, rel, 'insert', null, row, unchanged, undefined);
         return null;
       }
       case 'update': {
@@ -186,20 +202,21 @@ export class ChangeDecoder {
             else stillUnchanged.push(name);
           }
         }
-        this.emitChange(out, walStart, rel, 'update', before, after, stillUnchanged);
+        const changed = before ? changedColumns(rel.columns, before, after) : undefined;
+        this.emitChange(out, walStart, rel, 'update', before, after, stillUnchanged, changed);
         return null;
       }
       case 'delete': {
         const rel = this.relation(msg.relationOid, 'Delete', walStart);
         if (!rel.captured) return this.ignored(rel, 'delete', walStart);
         const before = this.oldRow(rel, msg.oldKind, msg.old);
-        this.emitChange(out, walStart, rel, 'delete', before, null, []);
+        this.emitChange(out, walStart, rel, 'delete', before, null, [], undefined);
         return null;
       }
       case 'truncate': {
         for (const oid of msg.relationOids) {
           const rel = this.relation(oid, 'Truncate', walStart);
-          if (rel.captured) this.emitChange(out, walStart, rel, 'truncate', null, null, []);
+          if (rel.captured) this.emitChange(out, walStart, rel, 'truncate', null, null, [], undefined);
           else {
             // One seq per truncated relation, captured or not, for the same reason as above.
             if (this.tx) this.tx.used++;
@@ -255,12 +272,25 @@ export class ChangeDecoder {
       schema: msg.schema,
       table: msg.name,
       replicaIdentity: msg.replicaIdentity,
-      columns: msg.columns,
+      columns: this.readAsBuiltin(msg.columns),
       keyColumns,
       identityColumns,
       captured: captured !== undefined,
       outboxOnly: captured === undefined && this.outboxTables.has(id),
     });
+  }
+
+  /** The columns with domain (and other resolvable) type OIDs replaced by the built-in type they are read as. */
+  private readAsBuiltin(columns: RelationColumn[]): RelationColumn[] {
+    let resolved: RelationColumn[] | undefined;
+    for (let i = 0; i < columns.length; i++) {
+      const column = columns[i]!;
+      const builtin = this.builtinTypes.get(column.typeOid);
+      if (builtin === undefined || builtin === column.typeOid) continue;
+      resolved ??= [...columns];
+      resolved[i] = { ...column, typeOid: builtin };
+    }
+    return resolved ?? columns;
   }
 
   private oldRow(rel: CachedRelation, kind: 'key' | 'old', tuple: TupleData): Row {
@@ -276,6 +306,7 @@ export class ChangeDecoder {
     before: Row | null,
     after: Row | null,
     unchanged: string[],
+    changed: string[] | undefined,
   ): void {
     const source = this.nextSource(walStart, op);
     const event: ChangeEvent = {
@@ -290,6 +321,7 @@ export class ChangeDecoder {
       unchanged,
       source,
     };
+    if (changed !== undefined) event.changed = changed;
     this.options.snapshotHooks()?.observeChange(event);
     out.push(event);
   }
@@ -389,6 +421,21 @@ function rawTuple(rel: CachedRelation, tuple: TupleData): RawTuple {
       return undefined;
     },
   };
+}
+
+/**
+ * The columns, in column order, whose value differs between the old and the new row, among those
+ * both carry: a key-only old row is compared on its key columns; an unchanged TOAST column is absent
+ * from `after` (or, with REPLICA IDENTITY FULL, filled in from `before`), so it never counts.
+ */
+function changedColumns(columns: readonly RelationColumn[], before: Row, after: Row): string[] {
+  const changed: string[] = [];
+  for (const { name } of columns) {
+    if (Object.hasOwn(before, name) && Object.hasOwn(after, name) && !sameJson(before[name], after[name])) {
+      changed.push(name);
+    }
+  }
+  return changed;
 }
 
 /** Key columns from `row`, falling back to `fallback` for any it lacks (an unchanged TOAST key column). */

@@ -22,7 +22,12 @@ export {
   WalLevelError,
 } from './errors.js';
 export type { PostgresSourceOptions, ReconnectOptions, TableRef } from './options.js';
-export { checkOutboxTable, createOutboxHooks, type OutboxWiring } from './outbox-events.js';
+export {
+  checkOutboxTable,
+  createOutboxHooks,
+  type OutboxTableCheck,
+  type OutboxWiring,
+} from './outbox-events.js';
 export type {
   IgnoredOp,
   OutboxHooks,
@@ -36,4 +41,4 @@ export { WATERMARK_PREFIX } from './snapshot/contract.js';
 export * from './snapshot/index.js';
 export { createPostgresSource, type PostgresSource } from './source.js';
 export { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral } from './sql.js';
-export type { StartupReport, TableInfo } from './startup.js';
+export type { StartupCheckOptions, StartupPlan, StartupReport, TableInfo } from './startup.js';

@@ -102,17 +102,30 @@ function inTable(err: unknown, name: string): unknown {
   });
 }
 
+export interface OutboxTableCheck {
+  /** Whether SLUICE_AUTO_MIGRATE is on, for the hint when Sluice's own table is missing. */
+  autoMigrate: boolean;
+  /**
+   * The mapping names the headers column (`headers=<column>` or `headers=`). Otherwise the
+   * headers column is optional: read when the table has one, left out when it has not.
+   */
+  headersGiven: boolean;
+}
+
 /**
  * Checks, before anything streams or polls, that the outbox table exists and has the mapped
  * columns, so a typo in SLUICE_OUTBOX_TABLE or SLUICE_OUTBOX_COLUMNS stops the relay with the fix
  * instead of publishing nothing (a table missing from a publication is simply never read).
+ * Only `id`, `aggregatetype`, `aggregateid`, `type` and `payload` are required: resolves with the
+ * columns to read, `headers: null` for a table without a headers column (Debezium's shape).
+ * Reads the catalog only.
  */
 export async function checkOutboxTable(
   pool: pg.Pool,
   table: TableRef,
   columns: OutboxColumns,
-  autoMigrate: boolean,
-): Promise<void> {
+  check: OutboxTableCheck,
+): Promise<OutboxColumns> {
   let rows: { column_name: string }[];
   let exists: boolean;
   try {
@@ -134,14 +147,18 @@ export async function checkOutboxTable(
     const isDefault = table.schema === 'sluice' && table.table === 'outbox';
     throw new PermanentError(`the outbox table ${name} (SLUICE_OUTBOX_TABLE) does not exist`, {
       hint: isDefault
-        ? autoMigrate
+        ? check.autoMigrate
           ? 'the migrations should have created it: check that they ran (`sluice migrate`)'
           : 'run `sluice migrate` (or set SLUICE_AUTO_MIGRATE=true), or set SLUICE_OUTBOX_TABLE=none to relay without an outbox table'
         : `create it (Debezium's shape: id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb), point SLUICE_OUTBOX_TABLE at the table your application writes, or set SLUICE_OUTBOX_TABLE=none`,
     });
   }
   const have = new Set(rows.map((r) => r.column_name));
-  const mapped = Object.entries(columns).filter((e): e is [string, string] => e[1] !== null);
+  const resolved =
+    columns.headers !== null && !check.headersGiven && !have.has(columns.headers)
+      ? { ...columns, headers: null }
+      : columns;
+  const mapped = Object.entries(resolved).filter((e): e is [string, string] => e[1] !== null);
   const missing = mapped.filter(([, column]) => !have.has(column));
   if (missing.length > 0) {
     const list = missing
@@ -150,9 +167,10 @@ export async function checkOutboxTable(
       )
       .join(', ');
     throw new PermanentError(`the outbox table ${name} has no column ${list}`, {
-      hint: `map the columns it has with SLUICE_OUTBOX_COLUMNS, e.g. ${missing.map(([field]) => `${field.toLowerCase()}=<column>`).join(',')} (headers= when it has no headers column); it has: ${[...have].join(', ')}`,
+      hint: `map the columns it has with SLUICE_OUTBOX_COLUMNS, e.g. ${missing.map(([field]) => `${field.toLowerCase()}=<column>`).join(',')}${missing.some(([field]) => field === 'headers') ? ' (headers= when it has no headers column)' : ''}; it has: ${[...have].join(', ')}`,
     });
   }
+  return resolved;
 }
 
 function describe(table: TableRef): string {

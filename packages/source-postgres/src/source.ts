@@ -18,13 +18,27 @@ import type { OutboxHooks } from './outbox-hooks.js';
 import { type BufferStats, ReplicationSession } from './replication-session.js';
 import { SlotMonitor } from './slot-monitor.js';
 import type { SnapshotHooks } from './snapshot/contract.js';
-import { describeTarget, runStartupChecks, type StartupReport, slotHolder } from './startup.js';
+import {
+  checkStartup,
+  describeTarget,
+  runStartupChecks,
+  type StartupCheckOptions,
+  type StartupPlan,
+  type StartupReport,
+  slotHolder,
+} from './startup.js';
 
 export interface PostgresSource extends Source<bigint> {
   /** True once `prepare()` created the slot: nothing was streamed from it before (snapshot time). */
   readonly isNewSlot: boolean;
   /** The `snapshot` option, for the snapshotter. */
   readonly snapshotMode: 'initial' | 'never';
+  /**
+   * The start-up checks alone (server settings, privileges, tables, what the publication and slot
+   * need), reading the catalogs only: nothing is created. For a caller that must check everything
+   * before it creates anything; `prepare()` runs the same checks again before it creates.
+   */
+  check(options?: StartupCheckOptions): Promise<StartupPlan>;
   /** Start-up checks; creates the publication and slot when missing. Idempotent; `run()` calls it too. */
   prepare(): Promise<StartupReport>;
   /** The newest cursor acknowledged (starts at the slot's confirmed_flush_lsn). */
@@ -128,8 +142,12 @@ class PostgresReplicationSource implements PostgresSource {
     return this.preparing;
   }
 
-  private async runPrepare(): Promise<StartupReport> {
-    const { logger } = this.options;
+  check(options: StartupCheckOptions = {}): Promise<StartupPlan> {
+    return this.withControlClient((client) => checkStartup(client, this.options, options));
+  }
+
+  /** Runs `fn` on a control connection; failures become SluiceErrors, a broken client is dropped. */
+  private async withControlClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.controlPool().connect();
@@ -138,6 +156,19 @@ class PostgresReplicationSource implements PostgresSource {
     }
     let failed: Error | undefined;
     try {
+      return await fn(client);
+    } catch (err) {
+      failed = err instanceof Error ? err : new Error(String(err));
+      throw err instanceof SluiceError ? err : this.connectFailure(err);
+    } finally {
+      // A client that failed mid-check may be broken: release(err) discards it instead of pooling it.
+      client.release(failed);
+    }
+  }
+
+  private runPrepare(): Promise<StartupReport> {
+    const { logger } = this.options;
+    return this.withControlClient(async (client) => {
       const report = await runStartupChecks(client, this.options, logger);
       this.isNewSlot = report.slot.created;
       const confirmed = report.slot.confirmedFlushLsn;
@@ -156,13 +187,7 @@ class PostgresReplicationSource implements PostgresSource {
         'postgres source ready to stream',
       );
       return report;
-    } catch (err) {
-      failed = err instanceof Error ? err : new Error(String(err));
-      throw err instanceof SluiceError ? err : this.connectFailure(err);
-    } finally {
-      // A client that failed mid-check may be broken: release(err) discards it instead of pooling it.
-      client.release(failed);
-    }
+    });
   }
 
   private connectFailure(err: unknown): SluiceError {
@@ -261,13 +286,21 @@ class PostgresReplicationSource implements PostgresSource {
           void monitor.poll();
         },
         onLost: (err) => {
+          // A standby's retry failing is no news: the error handling below says what it was.
+          if (this.state.standby) return;
           this.state = { ready: false, detail: `replication connection lost (${err.message}); reconnecting` };
         },
         stats: this.stats,
         signal,
       });
       this.session = session;
-      this.state = { ready: false, detail: `connecting to the replication slot "${slot}" on ${this.where}` };
+      // A standby stays one while it tries the slot again: its readiness does not flicker.
+      if (!this.state.standby) {
+        this.state = {
+          ready: false,
+          detail: `connecting to the replication slot "${slot}" on ${this.where}`,
+        };
+      }
       try {
         await session.run();
         return;
@@ -313,7 +346,7 @@ class PostgresReplicationSource implements PostgresSource {
     const who = holder ? describeHolder(holder) : 'another connection';
     const detail = `replication slot "${slot}" is held by ${who}; retrying every ${Math.round(slotBusyRetryMs / 100) / 10} s`;
     if (this.state.detail !== detail) logger.warn({ slot, holder }, detail);
-    this.state = { ready: false, detail };
+    this.state = { ready: false, standby: true, detail };
     await pause(slotBusyRetryMs, signal);
   }
 

@@ -9,7 +9,7 @@ import {
   SlotMismatchError,
   WalLevelError,
 } from './errors.js';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions, TableRef } from './options.js';
 import { checkPartitions } from './partitions.js';
 import { sameButForCase } from './similar-tables.js';
 import { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral, sqlState } from './sql.js';
@@ -63,31 +63,63 @@ export function describeTarget(connectionString: string, database?: string): str
   }
 }
 
+/** What the read-only checks found, before anything is created. */
+export interface StartupPlan {
+  where: string;
+  serverVersion: string;
+  serverVersionNum: number;
+  database: string;
+  /** The published tables that exist now (tables created later by the caller are left out). */
+  tables: TableInfo[];
+  publication: { name: string; exists: boolean; missingTables: TableRef[] };
+  /** The existing slot, or null when `runStartupChecks` creates it. */
+  slot: StartupReport['slot'] | null;
+  /** Problems that do not stop the relay but lose something (logged by `prepare()`). */
+  warnings: string[];
+}
+
+export interface StartupCheckOptions {
+  /**
+   * Published tables the caller creates between the check and `prepare()` (Sluice's own outbox
+   * table, made by its migrations): checked as present and owned by the relay's role.
+   */
+  createdLater?: readonly TableRef[];
+}
+
+interface ServerRow {
+  wal_level: string;
+  version_num: string;
+  version: string;
+  database: string;
+  can_replicate: boolean;
+  role: string;
+  can_create: boolean;
+  slots_used: string;
+  max_slots: string;
+}
+
 /**
  * The start-up checks, in the order a person would fix them: server settings, role, tables,
- * publication, slot. Creates what is missing (publication, slot) and fails with an actionable
- * error on anything it cannot fix itself.
+ * publication, slot. Reads the catalogs only: nothing is created or changed, so a failed start
+ * leaves the database as it was. Fails with an actionable error on anything `runStartupChecks`
+ * could not do or the relay could not use.
  */
-export async function runStartupChecks(
+export async function checkStartup(
   client: pg.ClientBase,
   options: ResolvedOptions,
-  logger: Logger,
-): Promise<StartupReport> {
+  check: StartupCheckOptions = {},
+): Promise<StartupPlan> {
   const server = (
-    await client.query<{
-      wal_level: string;
-      version_num: string;
-      version: string;
-      database: string;
-      can_replicate: boolean;
-      role: string;
-    }>(
+    await client.query<ServerRow>(
       `SELECT current_setting('wal_level') AS wal_level,
               current_setting('server_version_num') AS version_num,
               current_setting('server_version') AS version,
               current_database() AS database,
               current_user AS role,
-              (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS can_replicate`,
+              (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS can_replicate,
+              has_database_privilege(current_database(), 'CREATE') AS can_create,
+              (SELECT count(*) FROM pg_replication_slots)::text AS slots_used,
+              current_setting('max_replication_slots') AS max_slots`,
     )
   ).rows[0]!;
   const where = describeTarget(options.connectionString, server.database);
@@ -99,29 +131,59 @@ export async function runStartupChecks(
   }
   const serverVersionNum = Number(server.version_num);
   const warnings: string[] = [];
-  const tables = await inspectTables(client, options, where, warnings);
+  const later = check.createdLater ?? [];
+  const tables = await inspectTables(client, options, where, warnings, later);
   await checkPartitions(client, options, serverVersionNum, where);
-  const publication = await ensurePublication(client, options, serverVersionNum, where, warnings, logger);
-  const slot = await ensureSlot(client, options, serverVersionNum, server.database, where, logger);
-  for (const w of warnings) logger.warn({ where }, w);
+  const publication = await checkPublication(client, options, server, where, tables, later, warnings);
+  const slot = await checkSlot(client, options, serverVersionNum, server, where);
   return {
     where,
     serverVersion: server.version,
     serverVersionNum,
-    protocolVersion: protocolVersionFor(serverVersionNum),
-    tables,
+    database: server.database,
+    tables: tables.map(({ owned: _, ...info }) => info),
     publication,
     slot,
     warnings,
   };
 }
 
+/**
+ * `checkStartup`, then what is missing is created: the publication (or the tables it lacks) and
+ * the slot. Returns what was found and changed.
+ */
+export async function runStartupChecks(
+  client: pg.ClientBase,
+  options: ResolvedOptions,
+  logger: Logger,
+): Promise<StartupReport> {
+  const plan = await checkStartup(client, options);
+  const { where, serverVersionNum, warnings } = plan;
+  const publication = await ensurePublication(client, options, serverVersionNum, where, logger);
+  const slot = await ensureSlot(client, options, serverVersionNum, plan.database, where, logger);
+  for (const w of warnings) logger.warn({ where }, w);
+  return {
+    where,
+    serverVersion: plan.serverVersion,
+    serverVersionNum,
+    protocolVersion: protocolVersionFor(serverVersionNum),
+    tables: plan.tables,
+    publication,
+    slot,
+    warnings,
+  };
+}
+
+/** A published table as checked: `owned` when the role may put it in a publication. */
+type CheckedTable = TableInfo & { owned: boolean };
+
 async function inspectTables(
   client: pg.ClientBase,
   options: ResolvedOptions,
   where: string,
   warnings: string[],
-): Promise<TableInfo[]> {
+  later: readonly TableRef[],
+): Promise<CheckedTable[]> {
   const tables = options.publishedTables;
   if (tables.length === 0) return [];
   const { rows } = await client.query<{
@@ -130,9 +192,11 @@ async function inspectTables(
     oid: number | string | null;
     relkind: string | null;
     relreplident: string | null;
+    owned: boolean | null;
     primary_key: string[];
   }>(
     `SELECT t.s AS schema, t.r AS table, c.oid, c.relkind, c.relreplident,
+            pg_has_role(c.relowner, 'USAGE') AS owned,
             COALESCE((SELECT array_agg(a.attname::text ORDER BY k.ord)
                         FROM pg_index i
                         CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
@@ -144,17 +208,21 @@ async function inspectTables(
       ORDER BY t.ord`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  const missing = rows.filter((r) => r.oid === null);
+  const createdLater = (r: { schema: string; table: string }) =>
+    later.some((t) => t.schema === r.schema && t.table === r.table);
+  const missing = rows.filter((r) => r.oid === null && !createdLater(r));
   if (missing.length > 0) {
     throw new MissingTablesError(where, missing.map(formatTableName), await sameButForCase(client, missing));
   }
-  return rows.map((r) => {
-    const info: TableInfo = {
+  return rows.flatMap((r) => {
+    if (r.oid === null) return [];
+    const info: CheckedTable = {
       schema: r.schema,
       table: r.table,
       oid: Number(r.oid),
       primaryKey: r.primary_key,
       replicaIdentity: REPLICA_IDENTITY[r.relreplident ?? 'd'] ?? 'default',
+      owned: r.owned === true,
     };
     const name = qualifiedName(info.schema, info.table);
     if (
@@ -171,8 +239,134 @@ async function inspectTables(
           `Fix: ALTER TABLE ${name} REPLICA IDENTITY FULL; or add a primary key`,
       );
     }
-    return info;
+    return [info];
   });
+}
+
+/**
+ * Whether `ensurePublication` will be allowed to do what it must: create the publication (CREATE
+ * on the database, and owning the tables it lists) or add the missing tables (owning the
+ * publication and those tables). Postgres checks the same at CREATE/ALTER PUBLICATION time; asking
+ * first means nothing else has been created when it would refuse.
+ */
+async function checkPublication(
+  client: pg.ClientBase,
+  options: ResolvedOptions,
+  server: ServerRow,
+  where: string,
+  tables: CheckedTable[],
+  later: readonly TableRef[],
+  warnings: string[],
+): Promise<StartupPlan['publication']> {
+  const name = options.publication;
+  const { rows } = await client.query<{
+    puballtables: boolean;
+    owned: boolean;
+    owner: string;
+    pubinsert: boolean;
+    pubupdate: boolean;
+    pubdelete: boolean;
+    pubtruncate: boolean;
+  }>(
+    `SELECT puballtables, pg_has_role(pubowner, 'USAGE') AS owned, pg_get_userbyid(pubowner) AS owner,
+            pubinsert, pubupdate, pubdelete, pubtruncate
+       FROM pg_publication WHERE pubname = $1`,
+    [name],
+  );
+  const pub = rows[0];
+  const role = quoteIdent(server.role);
+  const key = (t: TableRef) => `${t.schema}\u0000${t.table}`;
+  let missing: TableRef[] = options.publishedTables;
+  if (pub) {
+    const skipped = (['insert', 'update', 'delete', 'truncate'] as const).filter((op) => !pub[`pub${op}`]);
+    if (skipped.length > 0) {
+      warnings.push(
+        `publication "${name}" does not publish ${skipped.join(', ')}: those changes never reach the relay. ` +
+          `Fix: ALTER PUBLICATION ${quoteIdent(name)} SET (publish = 'insert, update, delete, truncate')`,
+      );
+    }
+    if (pub.puballtables || missing.length === 0) return { name, exists: true, missingTables: [] };
+    const published = await client.query<{ schemaname: string; tablename: string }>(
+      'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
+      [name],
+    );
+    const have = new Set(published.rows.map((r) => key({ schema: r.schemaname, table: r.tablename })));
+    missing = missing.filter((t) => !have.has(key(t)));
+    if (missing.length === 0) return { name, exists: true, missingTables: [] };
+  }
+  const list = missing.map((t) => qualifiedName(t.schema, t.table)).join(', ');
+  // As ensurePublication would create it: partitions publish under their root's name.
+  const withRoot = Number(server.version_num) >= 130000 ? ' WITH (publish_via_partition_root = true)' : '';
+  const statement = pub
+    ? `ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${list};`
+    : missing.length > 0
+      ? `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}${withRoot};`
+      : `CREATE PUBLICATION ${quoteIdent(name)}${withRoot};`;
+  const cannot = (why: string) =>
+    new PermanentError(
+      `role "${server.role}" on ${where} cannot ${pub ? 'add tables to' : 'create'} publication "${name}": ${why}`,
+      {
+        hint: `run as the owner of the tables (or a superuser): ${statement} (the relay then uses the publication as it is)`,
+      },
+    );
+  if (pub && !pub.owned) throw cannot(`it is owned by "${pub.owner}"`);
+  if (!pub && !server.can_create) {
+    throw new PermanentError(
+      `role "${server.role}" on ${where} may not create publication "${name}": it lacks CREATE on database "${server.database}"`,
+      {
+        hint: `GRANT CREATE ON DATABASE ${quoteIdent(server.database)} TO ${role}; or create it as the owner of the tables: ${statement}`,
+      },
+    );
+  }
+  const owned = new Map(tables.map((t) => [key(t), t.owned]));
+  const notOwned = missing.filter((t) => !later.some((l) => key(l) === key(t)) && owned.get(key(t)) !== true);
+  if (notOwned.length > 0) {
+    throw cannot(
+      `it does not own ${notOwned.map(formatTableName).join(', ')} (only a table's owner may publish it)`,
+    );
+  }
+  return { name, exists: pub !== undefined, missingTables: missing };
+}
+
+/** The slot as it is, or null when `ensureSlot` will create it (a free slot is checked for). */
+async function checkSlot(
+  client: pg.ClientBase,
+  options: ResolvedOptions,
+  serverVersionNum: number,
+  server: ServerRow,
+  where: string,
+): Promise<StartupReport['slot'] | null> {
+  const name = options.slot;
+  const row = await readSlot(client, name, serverVersionNum);
+  if (!row) {
+    if (Number(server.slots_used) >= Number(server.max_slots)) {
+      throw new PermanentError(
+        `cannot create replication slot "${name}" on ${where}: all ${server.max_slots} replication slots (max_replication_slots) are in use`,
+        {
+          hint: 'drop unused slots (SELECT slot_name, active FROM pg_replication_slots) or raise max_replication_slots (restart needed)',
+        },
+      );
+    }
+    return null;
+  }
+  usableSlot(name, row, server.database);
+  return {
+    name,
+    created: false,
+    confirmedFlushLsn: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : null,
+    holder: null,
+  };
+}
+
+/** Throws when an existing slot cannot be streamed from by Sluice. */
+function usableSlot(name: string, row: SlotRow, database: string): void {
+  if (row.slot_type !== 'logical') throw new SlotMismatchError(name, `is a ${row.slot_type} slot`);
+  if (row.plugin !== 'pgoutput') throw new SlotMismatchError(name, `uses the output plugin ${row.plugin}`);
+  if (row.database !== database) {
+    throw new SlotMismatchError(name, `belongs to database "${row.database}", not "${database}"`);
+  }
+  const invalidated = slotInvalidation(row);
+  if (invalidated) throw new SlotInvalidatedError(name, invalidated);
 }
 
 async function ensurePublication(
@@ -180,7 +374,6 @@ async function ensurePublication(
   options: ResolvedOptions,
   serverVersionNum: number,
   where: string,
-  warnings: string[],
   logger: Logger,
 ): Promise<StartupReport['publication']> {
   const name = options.publication;
@@ -209,18 +402,12 @@ async function ensurePublication(
     } catch (err) {
       if (sqlState(err) !== '42710') throw publicationError(err, name, where, sql);
       // Another relay created it between our check and ours; take what is there.
-      return ensurePublication(client, options, serverVersionNum, where, warnings, logger);
+      return ensurePublication(client, options, serverVersionNum, where, logger);
     }
     logger.info({ publication: name, tables }, 'created publication');
     return { name, created: true, addedTables: [] };
   }
-  const skipped = (['insert', 'update', 'delete', 'truncate'] as const).filter((op) => !pub[`pub${op}`]);
-  if (skipped.length > 0) {
-    warnings.push(
-      `publication "${name}" does not publish ${skipped.join(', ')}: those changes never reach the relay. ` +
-        `Fix: ALTER PUBLICATION ${quoteIdent(name)} SET (publish = 'insert, update, delete, truncate')`,
-    );
-  }
+  // What the publication skips was found by checkPublication, which warns about it.
   if (pub.puballtables || tables.length === 0) return { name, created: false, addedTables: [] };
   const published = await client.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
@@ -330,13 +517,7 @@ async function ensureSlot(
     // The slot's consistent point: its confirmed_flush_lsn until the first acknowledgement.
     return { name, created: true, confirmedFlushLsn: created ? parseLsn(created) : null, holder: null };
   }
-  if (row.slot_type !== 'logical') throw new SlotMismatchError(name, `is a ${row.slot_type} slot`);
-  if (row.plugin !== 'pgoutput') throw new SlotMismatchError(name, `uses the output plugin ${row.plugin}`);
-  if (row.database !== database) {
-    throw new SlotMismatchError(name, `belongs to database "${row.database}", not "${database}"`);
-  }
-  const invalidated = slotInvalidation(row);
-  if (invalidated) throw new SlotInvalidatedError(name, invalidated);
+  usableSlot(name, row, database);
   const holder = row.active_pid === null ? null : await slotHolder(client, name, row.active_pid);
   if (holder) {
     logger.warn(

@@ -7,11 +7,18 @@ import type { JsonValue, ValueParser } from './json.js';
 const MAX_DEPTH = 64;
 
 /**
- * A parser for an array type whose elements are comma-delimited and parsed by `element`. Unquoted NULL is
- * null; quoted "NULL" is the string. Dimension bounds (`[1:3]=`) are dropped: JSON arrays start at 0.
+ * A parser for an array type whose elements are separated by `delimiter` (`pg_type.typdelim`: a comma for
+ * every type but box) and parsed by `element`. Unquoted NULL is null; quoted "NULL" is the string.
+ * Dimension bounds (`[1:3]=`) are dropped: JSON arrays start at 0.
  */
-export function arrayParser(typeName: string, oid: number, element: ValueParser): ValueParser {
-  return (text) => new ArrayLiteralReader(text, element, typeName, oid).read();
+export function arrayParser(
+  typeName: string,
+  oid: number,
+  element: ValueParser,
+  delimiter = ',',
+): ValueParser {
+  const delimiterCode = delimiter.charCodeAt(0);
+  return (text) => new ArrayLiteralReader(text, element, typeName, oid, delimiterCode).read();
 }
 
 class ArrayLiteralReader {
@@ -22,6 +29,7 @@ class ArrayLiteralReader {
     private readonly element: ValueParser,
     private readonly typeName: string,
     private readonly oid: number,
+    private readonly delimiter: number,
   ) {}
 
   read(): JsonValue[] {
@@ -62,9 +70,9 @@ class ArrayLiteralReader {
       }
       this.skipSpace();
       const next = text.charCodeAt(this.pos++);
-      if (next === 0x2c /* , */) continue;
+      if (next === this.delimiter) continue;
       if (next === 0x7d /* } */) return values;
-      this.fail(`expected ',' or '}' at ${this.pos - 1}`);
+      this.fail(`expected '${String.fromCharCode(this.delimiter)}' or '}' at ${this.pos - 1}`);
     }
   }
 
@@ -98,7 +106,7 @@ class ArrayLiteralReader {
     }
   }
 
-  /** An unquoted element up to ',' or '}'; null for NULL (any case). Blanks around it are not part of it. */
+  /** An unquoted element up to the delimiter or '}'; null for NULL (any case). Blanks around it are not part of it. */
   private unquoted(): string | null {
     const text = this.text;
     let pos = this.pos;
@@ -109,7 +117,7 @@ class ArrayLiteralReader {
     for (;;) {
       if (pos >= text.length) this.fail('unterminated array');
       const c = text.charCodeAt(pos);
-      if (c === 0x2c || c === 0x7d) break;
+      if (c === this.delimiter || c === 0x7d) break;
       if (c === 0x7b || c === 0x22) this.fail(`unexpected '${String.fromCharCode(c)}' at ${pos}`);
       if (c === 0x5c) {
         if (pos + 1 >= text.length) this.fail('unterminated escape');

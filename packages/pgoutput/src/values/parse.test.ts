@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PgValueParseError } from './errors.js';
-import { TypeOid } from './oids.js';
+import { RawJson } from './json.js';
+import { ARRAY_ELEMENT_OIDS, builtinTypeOid, TypeOid } from './oids.js';
 import { parseValue, valueParserFor } from './parse.js';
 
 function parseError(text: string, oid: number): PgValueParseError {
@@ -42,47 +43,44 @@ describe('parseValue: text output → JSON-safe value, by type OID', () => {
     expect(parseValue('-Infinity', TypeOid.numeric)).toBe('-Infinity');
   });
 
-  it('float4 and float8 become numbers; NaN and ±Infinity the strings Postgres prints', () => {
-    expect(parseValue('1.5', TypeOid.float8)).toBe(1.5);
-    expect(parseValue('-0.000123', TypeOid.float4)).toBe(-0.000123);
-    expect(parseValue('1e+100', TypeOid.float8)).toBe(1e100);
-    expect(parseValue('1.7976931348623157e+308', TypeOid.float8)).toBe(Number.MAX_VALUE);
+  it('float4 and float8 keep the digits Postgres printed as a raw JSON number, -0 included; NaN and ±Infinity are strings', () => {
+    for (const [text, oid] of [
+      ['1.5', TypeOid.float8],
+      ['-0.000123', TypeOid.float4],
+      ['1e+100', TypeOid.float8],
+      ['1.7976931348623157e+308', TypeOid.float8],
+      ['5e-324', TypeOid.float8],
+      ['-0', TypeOid.float8],
+      ['0', TypeOid.float4],
+      ['3.4028235e+38', TypeOid.float4],
+      ['1.2345678901234567e-300', TypeOid.float8],
+    ] as const) {
+      expect(parseValue(text, oid), text).toStrictEqual(new RawJson(text));
+    }
     expect(parseValue('NaN', TypeOid.float8)).toBe('NaN');
     expect(parseValue('Infinity', TypeOid.float4)).toBe('Infinity');
     expect(parseValue('-Infinity', TypeOid.float8)).toBe('-Infinity');
-    expect(() => parseValue('one', TypeOid.float8)).toThrow(PgValueParseError);
+    for (const bad of ['one', '', '-', '01', '1.', '.5', '1e', '1e+', '+1', '1.5x', 'inf', ' 1']) {
+      expect(() => parseValue(bad, TypeOid.float8), bad).toThrow(PgValueParseError);
+    }
   });
 
-  it('text, varchar, bpchar, name, char, uuid, date, time and timetz keep their text', () => {
-    expect(parseValue('héllo, "world"', TypeOid.text)).toBe('héllo, "world"');
-    expect(parseValue('abc', TypeOid.varchar)).toBe('abc');
-    expect(parseValue('ab   ', TypeOid.bpchar)).toBe('ab   ');
-    expect(parseValue('pg_class', TypeOid.name)).toBe('pg_class');
-    expect(parseValue('x', TypeOid.char)).toBe('x');
-    expect(parseValue('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', TypeOid.uuid)).toBe(
-      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-    );
-    expect(parseValue('2024-01-02', TypeOid.date)).toBe('2024-01-02');
-    expect(parseValue('0044-03-15 BC', TypeOid.date)).toBe('0044-03-15 BC');
-    expect(parseValue('03:04:05.123456', TypeOid.time)).toBe('03:04:05.123456');
-    expect(parseValue('03:04:05+05:30', TypeOid.timetz)).toBe('03:04:05+05:30');
-  });
-
-  it('enums, extension types (citext…) and unknown OIDs keep their text', () => {
-    expect(parseValue('happy', 16_500)).toBe('happy');
-    expect(parseValue('MiXeD', 987_654)).toBe('MiXeD');
-    expect(valueParserFor(987_654)('x')).toBe('x');
-  });
-
-  it('json and jsonb are parsed', () => {
-    expect(parseValue('{"a": [1, 2.5, "x", null, true]}', TypeOid.jsonb)).toStrictEqual({
-      a: [1, 2.5, 'x', null, true],
-    });
-    expect(parseValue('"just a string"', TypeOid.json)).toBe('just a string');
-    expect(parseValue('null', TypeOid.json)).toBe(null);
-    const err = parseError('{"a":', TypeOid.jsonb);
-    expect(err.message).toContain('not valid JSON');
-    expect(err.cause).toBeInstanceOf(SyntaxError);
+  it('json and jsonb are the text Postgres sent, never parsed: every digit, key order and blank survive', () => {
+    for (const text of [
+      '{"a": [1, 2.5, "x", null, true]}',
+      '{"n": 12345678901234567890, "tiny": 1e-400, "neg": -0, "long": 0.1000000000000000000000000001}',
+      '  {"b":1,  "a" : 2, "b": 3}\n',
+      '"just a string"',
+      'null',
+      '[]',
+    ]) {
+      expect(parseValue(text, TypeOid.jsonb)).toStrictEqual(new RawJson(text));
+      expect(parseValue(text, TypeOid.json)).toStrictEqual(new RawJson(text));
+    }
+    const raw = parseValue('[12345678901234567890]', TypeOid.jsonb) as RawJson;
+    expect(raw.json).toBe('[12345678901234567890]');
+    // Code that JSON.stringifies a row itself gets the parsed value (doubles), not an object wrapper.
+    expect(JSON.stringify({ v: raw })).toBe('{"v":[12345678901234567000]}');
   });
 
   it('bytea in hex or escape format becomes base64', () => {
@@ -204,5 +202,28 @@ describe('parseValue: text output → JSON-safe value, by type OID', () => {
     const err = parseError('maybe', TypeOid.bool);
     expect(err.message).toBe("cannot parse bool (type OID 16) value \"maybe\": expected 't' or 'f'");
     expect(err).toMatchObject({ name: 'PgValueParseError', typeOid: 16, text: 'maybe', column: undefined });
+  });
+});
+
+describe('builtinTypeOid: the type a Type message names', () => {
+  it('resolves built-in scalar and array types by name in pg_catalog (sent as the empty schema)', () => {
+    expect(builtinTypeOid('', 'jsonb')).toBe(TypeOid.jsonb);
+    expect(builtinTypeOid('pg_catalog', 'int8')).toBe(TypeOid.int8);
+    expect(builtinTypeOid('', '_json')).toBe(199);
+    expect(builtinTypeOid('', '_box')).toBe(1020);
+  });
+
+  it('leaves user-defined types (enums, composites, their arrays) unresolved', () => {
+    expect(builtinTypeOid('public', 'jsonb')).toBeUndefined();
+    expect(builtinTypeOid('public', '_mood')).toBeUndefined();
+    expect(builtinTypeOid('', 'no_such_type')).toBeUndefined();
+  });
+
+  it('every built-in array type has an element type and parses as a JSON array', () => {
+    for (const [arrayOid, elementOid] of ARRAY_ELEMENT_OIDS) {
+      expect(elementOid, `array ${arrayOid}`).toBeGreaterThan(0);
+      expect(parseValue('{}', arrayOid)).toStrictEqual([]);
+      expect(parseValue('{NULL}', arrayOid)).toStrictEqual([null]);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { arrayParser } from './array.js';
 import type { JsonValue, ValueParser } from './json.js';
-import { ARRAY_ELEMENT_OIDS, TypeOid } from './oids.js';
+import { ARRAY_DELIMITERS, ARRAY_ELEMENT_OIDS, TypeOid } from './oids.js';
 import {
   boolParser,
   byteaParser,
@@ -15,8 +15,9 @@ import {
 
 /**
  * One parser per type OID, built once. Types not listed (int8, numeric, text types, uuid, date, time,
- * timetz, money, enums, extension types…) keep Postgres' text: int8 and numeric on purpose, because a JSON
- * number (an IEEE double) cannot hold every int8 or a 40-digit numeric without losing digits.
+ * timetz, money, enums, ranges, geometric types, extension types…) keep Postgres' text: int8 and numeric
+ * on purpose, because many JSON parsers read every number as an IEEE double, which cannot hold every int8
+ * or a 40-digit numeric. Floats are doubles already: they stay raw JSON numbers.
  */
 const SCALARS = new Map<number, ValueParser>([
   [TypeOid.bool, boolParser(TypeOid.bool)],
@@ -25,8 +26,8 @@ const SCALARS = new Map<number, ValueParser>([
   [TypeOid.oid, integerParser('oid', TypeOid.oid)],
   [TypeOid.float4, floatParser('float4', TypeOid.float4)],
   [TypeOid.float8, floatParser('float8', TypeOid.float8)],
-  [TypeOid.json, jsonParser('json', TypeOid.json)],
-  [TypeOid.jsonb, jsonParser('jsonb', TypeOid.jsonb)],
+  [TypeOid.json, jsonParser],
+  [TypeOid.jsonb, jsonParser],
   [TypeOid.bytea, byteaParser(TypeOid.bytea)],
   [TypeOid.timestamp, timestampParser(TypeOid.timestamp)],
   [TypeOid.timestamptz, timestamptzParser(TypeOid.timestamptz)],
@@ -37,7 +38,12 @@ const PARSERS = new Map<number, ValueParser>(SCALARS);
 for (const [arrayOid, elementOid] of ARRAY_ELEMENT_OIDS) {
   PARSERS.set(
     arrayOid,
-    arrayParser(`array of type ${elementOid}`, arrayOid, SCALARS.get(elementOid) ?? passThrough),
+    arrayParser(
+      `array of type ${elementOid}`,
+      arrayOid,
+      SCALARS.get(elementOid) ?? passThrough,
+      ARRAY_DELIMITERS.get(arrayOid) ?? ',',
+    ),
   );
 }
 

@@ -3,6 +3,7 @@ import type { RelationColumn } from '../messages.js';
 import { UNCHANGED_TOAST } from '../messages.js';
 import { bytesToBase64Portable } from './base64.js';
 import { PgValueParseError, TupleShapeError } from './errors.js';
+import { RawJson } from './json.js';
 import { keyTupleToRow, tupleToRow } from './row.js';
 
 const columns: RelationColumn[] = [
@@ -17,7 +18,13 @@ describe('tupleToRow', () => {
   it('maps column names to parsed values', () => {
     const tuple = ['9007199254740993', '7', 'hi', '{"a": 1}', '2024-01-02 03:04:05.123456+00'];
     expect(tupleToRow(columns, tuple)).toStrictEqual({
-      row: { id: '9007199254740993', qty: 7, note: 'hi', doc: { a: 1 }, at: '2024-01-02T03:04:05.123456Z' },
+      row: {
+        id: '9007199254740993',
+        qty: 7,
+        note: 'hi',
+        doc: new RawJson('{"a": 1}'),
+        at: '2024-01-02T03:04:05.123456Z',
+      },
       unchanged: [],
     });
   });
@@ -29,7 +36,7 @@ describe('tupleToRow', () => {
   });
 
   it('writes into a given row, so unchanged TOAST columns keep the previous values', () => {
-    const previous = { id: '1', qty: 1, note: 'long text', doc: { big: true }, at: null };
+    const previous = { id: '1', qty: 1, note: 'long text', doc: new RawJson('{"big": true}'), at: null };
     const { row } = tupleToRow(columns, ['1', '2', UNCHANGED_TOAST, UNCHANGED_TOAST, null], { ...previous });
     expect(row).toStrictEqual({ ...previous, qty: 2 });
   });

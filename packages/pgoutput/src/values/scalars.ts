@@ -3,7 +3,7 @@
 import { daysFromCivil, formatCivilDate, formatTimeOfDay } from '../calendar.js';
 import { bytesToBase64 } from './base64.js';
 import { PgValueParseError } from './errors.js';
-import type { JsonValue, ValueParser } from './json.js';
+import { type JsonValue, RawJson, type ValueParser } from './json.js';
 
 export const passThrough: ValueParser = (text) => text;
 
@@ -25,26 +25,58 @@ export function integerParser(typeName: string, oid: number): ValueParser {
   };
 }
 
-/** float4, float8: NaN and ±Infinity have no JSON number, so they stay the strings Postgres prints. */
+/**
+ * float4, float8: Postgres' text as a raw JSON number, so every digit it printed (shortest exact with
+ * the default extra_float_digits) and the sign of `-0` arrive; NaN and ±Infinity have no JSON number
+ * and stay the strings Postgres prints.
+ */
 export function floatParser(typeName: string, oid: number): ValueParser {
   return (text) => {
-    const value = +text;
-    // value - value is 0 only for finite numbers.
-    if (value - value === 0 && text.length !== 0) return value;
+    if (isJsonNumber(text)) return new RawJson(text);
     if (text === 'NaN' || text === 'Infinity' || text === '-Infinity') return text;
     throw new PgValueParseError(typeName, oid, text, 'not a floating-point number');
   };
 }
 
-export function jsonParser(typeName: string, oid: number): ValueParser {
-  return (text) => {
-    try {
-      return JSON.parse(text) as JsonValue;
-    } catch (err) {
-      throw new PgValueParseError(typeName, oid, text, 'not valid JSON', { cause: err });
-    }
-  };
+/** `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`: the JSON number grammar (RFC 8259 §6). */
+export function isJsonNumber(text: string): boolean {
+  let p = text.charCodeAt(0) === 0x2d ? 1 : 0;
+  const first = text.charCodeAt(p);
+  if (first === 0x30) p++;
+  else if (first >= 0x31 && first <= 0x39) p = skipDigits(text, p + 1);
+  else return false;
+  if (text.charCodeAt(p) === 0x2e) {
+    const start = p + 1;
+    p = skipDigits(text, start);
+    if (p === start) return false;
+  }
+  const e = text.charCodeAt(p);
+  if (e === 0x65 || e === 0x45) {
+    p++;
+    const sign = text.charCodeAt(p);
+    if (sign === 0x2b || sign === 0x2d) p++;
+    const start = p;
+    p = skipDigits(text, start);
+    if (p === start) return false;
+  }
+  return p === text.length;
 }
+
+/** The index of the first non-digit at or after `p`. */
+function skipDigits(text: string, p: number): number {
+  for (;;) {
+    const d = text.charCodeAt(p) - 0x30;
+    // Past the end d is NaN, which fails the test too.
+    if (!(d >= 0 && d <= 9)) return p;
+    p++;
+  }
+}
+
+/**
+ * json, jsonb: the text Postgres printed, embedded verbatim, never parsed (a JSON.parse round trip
+ * turns 12345678901234567890 into 12345678901234567000). Postgres validated it on input.
+ */
+export const jsonParser: ValueParser = (text) => new RawJson(text);
 
 // --- bytea -------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 import { formatTableName } from '@sluice/core';
+import { builtinTypeOid } from '@sluice/pgoutput';
 import type { Pool } from 'pg';
 
 export interface TableName {
@@ -8,6 +9,7 @@ export interface TableName {
 
 export interface ColumnShape {
   name: string;
+  /** The type its values are read as: a domain's built-in base type, exactly as the stream resolves it. */
   typeOid: number;
   /** `format_type` without modifier, for casting the saved last key back: `character varying`, `"MyEnum"`. */
   typeName: string;
@@ -48,11 +50,42 @@ select c.oid, c.reltuples::float8 as reltuples,
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')`;
 
+// base_*: the type a domain is ultimately over (the type itself for anything else), which is what
+// pgoutput's Type message names for a column of a non-built-in type.
 const COLUMNS_SQL = `
-select attname::text as name, atttypid as type_oid, format_type(atttypid, null) as type_name
-from pg_attribute
-where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = ''
-order by attnum`;
+select a.attname::text as name, a.atttypid as type_oid, format_type(a.atttypid, null) as type_name,
+  bn.nspname::text as base_schema, bt.typname::text as base_name
+from pg_attribute a
+cross join lateral (
+  with recursive chain(oid, basetype, depth) as (
+    select t.oid, t.typbasetype, 0 from pg_type t where t.oid = a.atttypid
+    union all
+    select t.oid, t.typbasetype, c.depth + 1 from pg_type t join chain c on t.oid = c.basetype
+  )
+  select oid from chain order by depth desc limit 1
+) base
+join pg_type bt on bt.oid = base.oid
+join pg_namespace bn on bn.oid = bt.typnamespace
+where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+order by a.attnum`;
+
+/** Below this OID a type is built in and pgoutput sends no Type message for it (FirstGenbkiObjectId). */
+const FIRST_NON_BUILTIN_OID = 10_000;
+
+interface ColumnRow {
+  name: string;
+  type_oid: number;
+  type_name: string;
+  base_schema: string;
+  base_name: string;
+}
+
+/** The OID whose value rule applies to the column: the rule of ChangeDecoder for Type messages. */
+function readAsOid(c: ColumnRow): number {
+  const oid = Number(c.type_oid);
+  if (oid < FIRST_NON_BUILTIN_OID) return oid;
+  return builtinTypeOid(c.base_schema, c.base_name) ?? oid;
+}
 
 /** The table's columns, primary key and size estimate; undefined when there is no such table. */
 export async function describeTable(pool: Pool, name: TableName): Promise<TableShape | undefined> {
@@ -62,13 +95,11 @@ export async function describeTable(pool: Pool, name: TableName): Promise<TableS
   ]);
   const rel = relation.rows[0];
   if (rel === undefined) return undefined;
-  const columns = await pool.query<{ name: string; type_oid: number; type_name: string }>(COLUMNS_SQL, [
-    rel.oid,
-  ]);
+  const columns = await pool.query<ColumnRow>(COLUMNS_SQL, [rel.oid]);
   return {
     schema: name.schema,
     table: name.table,
-    columns: columns.rows.map((c) => ({ name: c.name, typeOid: Number(c.type_oid), typeName: c.type_name })),
+    columns: columns.rows.map((c) => ({ name: c.name, typeOid: readAsOid(c), typeName: c.type_name })),
     keyColumns: rel.key_columns,
     rowsEstimate: rel.reltuples >= 0 ? Math.round(rel.reltuples) : null,
   };

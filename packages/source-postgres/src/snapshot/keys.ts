@@ -1,18 +1,11 @@
-import type { JsonValue, Row } from '@sluice/core';
+import { type Row, stableJson } from '@sluice/core';
 
 /**
  * A key's identity as a string, independent of the order its columns were written in, so a key
  * built from a streamed event and one built from a snapshot read compare equal.
  */
 export function keyString(key: Row): string {
-  return stableStringify(key);
-}
-
-function stableStringify(value: JsonValue): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
-  const keys = Object.keys(value).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(value[k] as JsonValue)}`).join(',')}}`;
+  return stableJson(key);
 }
 
 /** The primary-key columns of `row`, or undefined when the row does not carry all of them. */
