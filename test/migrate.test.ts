@@ -213,7 +213,9 @@ describe('checkMigrations', () => {
     const database = await freshDatabase();
     const pool = poolFor(database);
 
-    expect(await checkMigrations(pool)).toEqual({ pending: ['0000_init', '0001_poll_mode'] });
+    expect(await checkMigrations(pool)).toEqual({
+      pending: ['0000_init', '0001_poll_mode', '0002_backfill'],
+    });
     const { rows } = await pool.query<{ n: string }>(
       "SELECT count(*)::text AS n FROM pg_namespace WHERE nspname = 'sluice'",
     );
@@ -235,7 +237,7 @@ describe('checkMigrations', () => {
     expect(err).toBeInstanceOf(MigrationError);
     expect((err as MigrationError).retriable).toBe(false);
     expect((err as Error).message).toContain(
-      `role "check_no_create_${database}" may not create the schema "sluice" for Sluice's migrations (0000_init, 0001_poll_mode): it lacks CREATE on database "${database}"`,
+      `role "check_no_create_${database}" may not create the schema "sluice" for Sluice's migrations (0000_init, 0001_poll_mode, 0002_backfill): it lacks CREATE on database "${database}"`,
     );
     expect((err as Error).message).toContain(
       `GRANT CREATE ON DATABASE "${database}" TO "check_no_create_${database}";`,
