@@ -3,6 +3,8 @@
  * processes configured by environment variables, a real Postgres, a real nats-server, and a
  * JetStream consumer reading what the stream holds at the end.
  */
+
+import { setTimeout as delay } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import {
@@ -81,7 +83,8 @@ async function tableRows(name: string): Promise<Map<number, Row>> {
 
 /**
  * Updates and deletes (and inserts of new keys, when `inserts`) of random rows of `tables`, until
- * stopped; remembers every key it touched.
+ * stopped; remembers every key it touched. Paced (a few hundred a second): steady concurrent
+ * writes, not a load test that would slow every test file running beside this one.
  */
 function startWriter(tables: { name: string; rows: number }[], seed: number, inserts = true) {
   const writer = new pg.Pool({ connectionString: server.url(), max: 2 });
@@ -110,6 +113,7 @@ function startWriter(tables: { name: string; rows: number }[], seed: number, ins
         await writer.query(`insert into public.${t.name} values ($1, 0, 'inserted')`, [fresh]);
       }
       ops++;
+      await delay(2);
     }
   })();
   return {
