@@ -18,9 +18,10 @@ WORKDIR /app
 COPY --from=manifests /app ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
-# Compile, then drop development dependencies, TypeScript sources and the test kit.
+# Compile, then drop development dependencies, optional ones (the Postgres binaries from npm that
+# only `npm start`'s embedded mode runs: ~60 MB), TypeScript sources and the test kit.
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund \
+ && npm prune --omit=dev --omit=optional --no-audit --no-fund \
  && rm -rf packages/*/src apps/*/src packages/testkit node_modules/@sluice/testkit \
  && find packages apps -name '*.tsbuildinfo' -delete \
  && find node_modules -mindepth 1 -type d -empty -delete

@@ -9,6 +9,8 @@ const alias = [{ find: /^@sluice\/([a-z-]+)$/, replacement: `${root}packages/$1/
 export default defineConfig({
   resolve: { alias },
   test: {
+    // Marks the run's processes and fails it when a test leaves a relay or server running.
+    globalSetup: ['test/global-setup.ts'],
     // CI also writes a JSON report, from which .ci/run prints the plain "N passed, N failed" line.
     reporters: process.env['CI']
       ? ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]]

@@ -7,48 +7,33 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import {
-  freePort,
-  type NatsServer,
-  type PostgresServer,
-  startNats,
-  startPostgres,
-  waitFor,
-} from '@sluice/testkit';
+import { freePort, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { readStream, type StoredMessage } from './support/jetstream.js';
+import { relayHarness } from './support/relay-harness.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
 
-let server: PostgresServer;
-let nats: NatsServer;
+// The relay of 'with a relay running' lives from its beforeAll to the end of the file.
+const {
+  pg: server,
+  nats,
+  spawn,
+  startRelay,
+} = relayHarness({ killRelays: 'afterAll', streamingTimeoutMs: 60_000 });
 let pool: pg.Pool;
-const relays: RelayProcess[] = [];
 
 beforeAll(async () => {
-  [server, nats] = await Promise.all([startPostgres(), startNats()]);
   pool = new pg.Pool({ connectionString: server.url(), max: 6 });
 });
 afterAll(async () => {
-  await Promise.all(relays.map((r) => r.kill('SIGKILL')));
   pool?.on('error', () => {});
   await pool?.end();
-  await Promise.all([server?.dispose(), nats?.dispose()]);
 });
 
 type Env = ReturnType<typeof relayEnv>;
 type Row = Record<string, unknown>;
-
-function startRelay(env: Env): RelayProcess {
-  const relay = spawnRelay(env);
-  relays.push(relay);
-  return relay;
-}
-
-async function streaming(relay: RelayProcess): Promise<void> {
-  await relay.waitForLog(/"msg":"streaming from the replication slot"/, 60_000);
-}
 
 /** `sluice backfill <args>` with the relay's environment; its exit code and what it printed. */
 async function backfill(
@@ -235,8 +220,7 @@ describe('a table added to SLUICE_TABLES later', () => {
       SLUICE_TABLES: 'public.added_a,public.added_marker',
       SLUICE_SNAPSHOT: 'initial',
     });
-    let relay = startRelay(env);
-    await streaming(relay);
+    let relay = await startRelay(env);
     const writer = startWriter(
       [
         { name: 'added_a', rows: 2000 },
@@ -250,7 +234,7 @@ describe('a table added to SLUICE_TABLES later', () => {
     // public.added_b was written to all along, but is captured only from this start on.
     const touchedBeforeB = new Set(writer.touched('added_b'));
 
-    relay = startRelay({ ...env, SLUICE_TABLES: 'public.added_a,public.added_b,public.added_marker' });
+    relay = spawn({ ...env, SLUICE_TABLES: 'public.added_a,public.added_b,public.added_marker' });
     await relay.waitForLog(/added to SLUICE_TABLES since the slot was created/, 60_000);
     await snapshotDone(env, 'added_b');
     await writer.stop();
@@ -294,8 +278,7 @@ describe('sluice backfill', () => {
       SLUICE_TABLES: 'public.bf_kill,public.bf_kill_marker',
       SLUICE_SNAPSHOT: 'never',
     });
-    let relay = startRelay(env);
-    await streaming(relay);
+    let relay = await startRelay(env);
     const writer = startWriter([{ name: 'bf_kill', rows: ROWS }], 17, false);
     const id = await requestBackfill(env, ['public.bf_kill']);
 
@@ -310,7 +293,7 @@ describe('sluice backfill', () => {
     // it as a standby: it waits for the slot and leaves the request alone.
     await passes(8_000);
     await relay.kill('SIGKILL');
-    const [first, second] = [startRelay(env), startRelay(env)];
+    const [first, second] = [spawn(env), spawn(env)];
     const active = await Promise.any([
       first.waitForLog(resumed, 60_000).then(() => first),
       second.waitForLog(resumed, 60_000).then(() => second),
@@ -370,8 +353,7 @@ describe('sluice backfill', () => {
         SLUICE_HTTP_PORT: String(await freePort()),
         SLUICE_HTTP_HOST: '127.0.0.1',
       });
-      relay = startRelay(env);
-      await streaming(relay);
+      relay = await startRelay(env);
     });
 
     it('runs requests one after another; a second backfill of a table publishes its reads again under new ids; --where limits the rows; progress in --list, the log and the metrics', async () => {

@@ -7,20 +7,23 @@
  * configurations against real servers.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DCLinter } from 'dclint';
 import ts from 'typescript';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { loadConfig } from '../apps/relay/src/config.js';
 import { SETTINGS } from '../apps/relay/src/settings.js';
 import {
+  composeFiles,
   composePath,
   deployDir,
-  interpolate,
   kubernetesDir,
+  kubernetesEnv,
+  kubernetesFiles,
   manifest,
   readCompose,
   readManifests,
@@ -28,12 +31,45 @@ import {
   relayServices,
   repoRoot,
   serviceEnv,
+  withFiles,
 } from './support/deploy.js';
 
 const run = promisify(execFile);
 const alertsPath = join(deployDir, 'prometheus/alerts.yml');
 const composePrometheusPath = join(deployDir, 'prometheus/compose.yml');
-const KNOWN_VARIABLES = new Set<string>(SETTINGS.map((s) => s.env));
+const KNOWN_VARIABLES = new Set<string>(SETTINGS.flatMap((s) => [s.env, `${s.env}_FILE`]));
+const SECRET_VARIABLES: string[] = SETTINGS.filter((s) => 'secret' in s && s.secret).map((s) => s.env);
+
+/**
+ * Secret settings given as plain variables (docker inspect, the pod spec and every process of the
+ * container would show them) rather than as files. A URL is a secret setting for the credentials
+ * it may carry: one without credentials may stay a variable.
+ */
+function secretsInVariables(env: Record<string, string>): string[] {
+  const withoutCredentials = (value: string) =>
+    value.split(',').every((u) => {
+      const url = URL.canParse(u.trim()) ? new URL(u.trim()) : undefined;
+      return url !== undefined && url.username === '' && url.password === '';
+    });
+  return Object.keys(env).filter(
+    (k) => SECRET_VARIABLES.includes(k) && !withoutCredentials(env[k] as string),
+  );
+}
+
+/** `*_FILE` variables naming a path the container does not have. */
+function unmountedFiles(env: Record<string, string>, files: Record<string, string>): string[] {
+  return Object.entries(env)
+    .filter(([name, path]) => name.endsWith('_FILE') && files[path] === undefined)
+    .map(([name, path]) => `${name}=${path}`);
+}
+
+let scratch: string;
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'sluice-deploy-files-'));
+});
+afterAll(async () => {
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
 
 /** The uid of the image's USER (Dockerfile). */
 async function imageUid(): Promise<number> {
@@ -76,7 +112,11 @@ describe('deploy/compose.yaml', () => {
         Object.keys(env).filter((k) => !KNOWN_VARIABLES.has(k)),
         name,
       ).toEqual([]);
-      const { config } = loadConfig(env);
+      // Secrets as files (SLUICE_*_FILE), each a file compose mounts.
+      expect(secretsInVariables(env), name).toEqual([]);
+      const files = composeFiles(compose, service);
+      expect(unmountedFiles(env, files), name).toEqual([]);
+      const { config } = loadConfig(await withFiles(env, files, join(scratch, name)));
       expect(config.databaseUrl, name).toMatch(/@postgres:5432\//);
       expect(config.natsUrl, name).toBe('nats://nats:4222');
       expect(config.metricsUser, name).not.toBe('');
@@ -87,9 +127,33 @@ describe('deploy/compose.yaml', () => {
       // Longer than the relay's 30 s drain, or compose SIGKILLs it mid-drain.
       expect(Number.parseInt(service.stop_grace_period ?? '10s', 10), name).toBeGreaterThan(30);
     }
-    // The database URL's password is the one Postgres is started with.
-    const pgPassword = serviceEnv(compose.services['postgres'] ?? {})['POSTGRES_PASSWORD'];
-    expect(envs[0]?.['SLUICE_DATABASE_URL']).toContain(`:${pgPassword}@`);
+    // The database URL's password is the one Postgres is started with, from the shell or by default.
+    const postgres = compose.services['postgres'] ?? {};
+    const pgPasswordFile = serviceEnv(postgres)['POSTGRES_PASSWORD_FILE'] as string;
+    expect(secretsInVariables(serviceEnv(postgres))).toEqual([]);
+    for (const shell of [{}, { POSTGRES_PASSWORD: 'from-the-shell' }] as Record<string, string>[]) {
+      const pgPassword = composeFiles(compose, postgres, shell)[pgPasswordFile];
+      expect(pgPassword).toBe(shell['POSTGRES_PASSWORD'] ?? 'sluice-demo');
+      const relay = relays[0]?.[1] ?? {};
+      const url = composeFiles(compose, relay, shell)[envs[0]?.['SLUICE_DATABASE_URL_FILE'] as string];
+      expect(url).toContain(`:${pgPassword}@postgres:5432/`);
+    }
+  });
+
+  it('gives no service a password as a variable: Postgres and Grafana read theirs from mounted files', async () => {
+    const compose = await readCompose();
+    for (const [name, service] of Object.entries(compose.services)) {
+      const plain = Object.keys(serviceEnv(service)).filter((k) => /PASSWORD$|SECRET$|TOKEN$/.test(k));
+      expect(plain, `${name} environment`).toEqual([]);
+    }
+    const grafana = compose.services['grafana'];
+    if (grafana === undefined) throw new Error('compose.yaml has no grafana service');
+    const file = serviceEnv(grafana)['GF_SECURITY_ADMIN_PASSWORD__FILE'] as string;
+    for (const shell of [{}, { GRAFANA_ADMIN_PASSWORD: 'from-the-shell' }] as Record<string, string>[]) {
+      expect(composeFiles(compose, grafana, shell)[file]).toBe(
+        shell['GRAFANA_ADMIN_PASSWORD'] ?? 'sluice-demo',
+      );
+    }
   });
 
   it('mounts files that exist: the Prometheus config and alert rules, the Grafana provisioning and dashboard', async () => {
@@ -133,23 +197,24 @@ describe('deploy/compose.yaml', () => {
     expect(scrape?.static_configs[0]?.targets).toEqual(relays.map(([name]) => `${name}:9464`));
     expect(scrape?.static_configs[0]?.labels['relay_pair']).toBe(env['SLUICE_SLOT']);
     expect(scrape?.basic_auth.username).toBe(env['SLUICE_METRICS_USER']);
-    const mounted = compose.services['prometheus']?.configs?.find(
-      (c) => c.target === scrape?.basic_auth.password_file,
-    );
-    expect(mounted).toBeDefined();
-    const content = compose.configs?.[mounted?.source ?? '']?.content ?? '';
-    expect(interpolate(content, {})).toBe(env['SLUICE_METRICS_PASSWORD']);
-    // Set once in the shell, the password reaches both sides.
-    const shell = { SLUICE_METRICS_PASSWORD: 'from-the-shell' };
-    expect(interpolate(content, shell)).toBe(
-      serviceEnv(relays[1]?.[1] ?? {}, shell)['SLUICE_METRICS_PASSWORD'],
-    );
+    const prometheusService = compose.services['prometheus'] ?? {};
+    const passwordFile = scrape?.basic_auth.password_file ?? '';
+    expect(composeFiles(compose, prometheusService)[passwordFile]).toBe('sluice-demo-metrics');
+    // Set once in the shell or left at its default, the password reaches both sides.
+    for (const shell of [{}, { SLUICE_METRICS_PASSWORD: 'from-the-shell' }] as Record<string, string>[]) {
+      for (const [name, relay] of relays) {
+        const relayFile = serviceEnv(relay)['SLUICE_METRICS_PASSWORD_FILE'] as string;
+        expect(composeFiles(compose, relay, shell)[relayFile], name).toBe(
+          composeFiles(compose, prometheusService, shell)[passwordFile],
+        );
+      }
+    }
   });
 
   it('passes promtool check config, with the alert rules', async () => {
     const { stdout } = await run('promtool', ['check', 'config', composePrometheusPath]);
     expect(stdout).toMatch(/SUCCESS: 1 rule files found/);
-    expect(stdout).toMatch(/SUCCESS: 7 rules found/);
+    expect(stdout).toMatch(/SUCCESS: 8 rules found/);
   });
 });
 
@@ -266,28 +331,31 @@ describe('deploy/kubernetes', () => {
     });
   });
 
-  it('configures the relay from the ConfigMap and the Secret, into a configuration the relay accepts', async () => {
+  it('configures the relay from the ConfigMap and, as files, the Secret, into a configuration the relay accepts', async () => {
     const all = await readManifests();
     const deployment = manifest(all, 'Deployment');
     const configMap = manifest(all, 'ConfigMap');
     const secret = manifest(all, 'Secret');
     const container = deployment.spec.template.spec.containers[0];
     expect(container.envFrom).toEqual([{ configMapRef: { name: configMap.metadata.name } }]);
-    const env: Record<string, string> = { ...configMap.data };
-    for (const item of container.env as {
-      name: string;
-      valueFrom: { secretKeyRef: { name: string; key: string } };
-    }[]) {
-      expect(item.valueFrom.secretKeyRef.name, item.name).toBe(secret.metadata.name);
-      const value = secret.stringData?.[item.valueFrom.secretKeyRef.key];
-      expect(value, `${item.name}: key ${item.valueFrom.secretKeyRef.key}`).toBeDefined();
-      env[item.name] = value as string;
-    }
+    const env = kubernetesEnv(deployment, configMap);
     expect(Object.keys(env).filter((k) => !KNOWN_VARIABLES.has(k))).toEqual([]);
-    // Secrets stay out of the ConfigMap.
-    const secretVariables: string[] = SETTINGS.filter((s) => 'secret' in s && s.secret).map((s) => s.env);
-    expect(Object.keys(configMap.data ?? {}).filter((k) => secretVariables.includes(k))).toEqual([]);
-    const { config } = loadConfig(env);
+    // Secrets stay out of the ConfigMap and the pod spec: files from the Secret's volume.
+    expect(Object.keys(configMap.data ?? {}).filter((k) => SECRET_VARIABLES.includes(k))).toEqual([]);
+    expect(secretsInVariables(env)).toEqual([]);
+    const files = kubernetesFiles(deployment, secret);
+    expect(unmountedFiles(env, files)).toEqual([]);
+    // Every key of the Secret the relay reads, and the credentials the PodMonitor sends, are there.
+    expect(Object.keys(files).sort()).toEqual(
+      Object.keys(secret.stringData ?? {})
+        .map((key) => `/run/secrets/sluice/${key}`)
+        .sort(),
+    );
+    const { config } = loadConfig(await withFiles(env, files, join(scratch, 'kubernetes')));
+    expect(config.databaseUrl).toBe(secret.stringData?.['database-url']);
+    expect(config.natsUrl).toBe(secret.stringData?.['nats-url']);
+    expect(config.metricsUser).toBe(secret.stringData?.['metrics-user']);
+    expect(config.metricsPassword).toBe(secret.stringData?.['metrics-password']);
     expect(config.streamReplicas).toBe(3);
     expect(config.httpPort).toBe(
       container.ports.find((p: { name: string }) => p.name === 'http').containerPort,

@@ -7,44 +7,39 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  freePort,
-  type NatsServer,
-  type PostgresServer,
-  startNats,
-  startPostgres,
-  waitFor,
-} from '@sluice/testkit';
+import { freePort, waitFor } from '@sluice/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
+  composeFiles,
   deployDir,
   interpolate,
+  kubernetesEnv,
+  kubernetesFiles,
   manifest,
   readCompose,
   readManifests,
   readYaml,
   relayServices,
   serviceEnv,
+  withFiles,
 } from './support/deploy.js';
 import { waitForMessages } from './support/jetstream.js';
 import { type PrometheusServer, startPrometheus } from './support/prometheus.js';
-import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { relayHarness } from './support/relay-harness.js';
+import type { RelayProcess } from './support/relay-process.js';
 
-let pg: PostgresServer;
-let nats: NatsServer;
+const { pg, nats, spawn, killRelays } = relayHarness();
 let scratch: string;
-const relays: RelayProcess[] = [];
 let prometheus: PrometheusServer | undefined;
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
   scratch = await mkdtemp(join(tmpdir(), 'sluice-deploy-pair-'));
 });
 afterEach(async () => {
   await prometheus?.dispose();
   prometheus = undefined;
-  await Promise.all(relays.splice(0).map((r) => r.kill('SIGKILL')));
+  await killRelays();
   // Each configuration uses slot "sluice": free it for the next test.
   await waitFor(
     async () =>
@@ -55,7 +50,6 @@ afterEach(async () => {
   await pg.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots`);
 });
 afterAll(async () => {
-  await Promise.all([pg?.dispose(), nats?.dispose()]);
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
@@ -67,15 +61,15 @@ interface Member {
 /** Starts `env` as a relay on a free port; the first one started takes the slot. */
 async function startMember(env: Record<string, string>): Promise<Member> {
   const port = await freePort();
-  const relay = spawnRelay({
-    ...env,
-    // The servers of the file, replaced by this test's private ones.
+  // The servers of the file (given as files or variables), replaced by this test's private ones.
+  const { SLUICE_DATABASE_URL_FILE: _db, SLUICE_NATS_URL_FILE: _nats, ...rest } = env;
+  const relay = spawn({
+    ...rest,
     SLUICE_DATABASE_URL: pg.url(),
     SLUICE_NATS_URL: nats.url,
     SLUICE_HTTP_HOST: '127.0.0.1',
     SLUICE_HTTP_PORT: String(port),
   });
-  relays.push(relay);
   return { relay, port };
 }
 
@@ -96,7 +90,11 @@ describe('deploy/compose.yaml relay pair', () => {
   it('streams from one relay, keeps the other standing by, is scraped with basic auth, and raises no alert until the active goes', async () => {
     const compose = await readCompose();
     const services = relayServices(compose);
-    const [a, b] = await startPair(serviceEnv(services[0]?.[1] ?? {}));
+    const relay = services[0]?.[1] ?? {};
+    // The secrets the relay reads from files compose mounts, written where it can read them.
+    const [a, b] = await startPair(
+      await withFiles(serviceEnv(relay), composeFiles(compose, relay), join(scratch, 'compose')),
+    );
     // Both compose services hold the same settings.
     expect(serviceEnv(services[1]?.[1] ?? {})).toEqual(serviceEnv(services[0]?.[1] ?? {}));
 
@@ -179,10 +177,12 @@ describe('deploy/kubernetes relay pair', () => {
     const configMap = manifest(all, 'ConfigMap');
     const secret = manifest(all, 'Secret');
     const container = deployment.spec.template.spec.containers[0];
-    const env: Record<string, string> = { ...configMap.data };
-    for (const item of container.env as { name: string; valueFrom: { secretKeyRef: { key: string } } }[]) {
-      env[item.name] = secret.stringData?.[item.valueFrom.secretKeyRef.key] ?? '';
-    }
+    // The Secret's keys as the files its volume holds, written where the relay can read them.
+    const env = await withFiles(
+      kubernetesEnv(deployment, configMap),
+      kubernetesFiles(deployment, secret),
+      join(scratch, 'kubernetes'),
+    );
     // One private nats-server stands in for the three-node cluster the ConfigMap's R3 expects.
     env['SLUICE_STREAM_REPLICAS'] = '1';
     const members = await startPair(env);

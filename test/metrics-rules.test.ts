@@ -81,6 +81,13 @@ function busyMetrics(collectDefault: boolean): SluiceMetrics {
   m.snapshotEstimate('public', 'orders', 1000);
   m.backfillRequests(1, 1);
   m.outboxBacklog(3);
+  m.deadLettered('too_large');
+  m.deadLetterStats({
+    open: new Map([['too_large', 1]]),
+    parkedKeys: 1,
+    parkedEvents: 2,
+    oldestAgeSeconds: 30,
+  });
   m.setReady(true);
   return m;
 }
@@ -229,7 +236,7 @@ async function exportedFamilies(): Promise<Set<string>> {
 
 describe('deploy/prometheus/alerts.yml', () => {
   it('passes promtool check rules', async () => {
-    await expect(promtool(['check', 'rules', alertsPath])).resolves.toMatch(/SUCCESS: 7 rules found/);
+    await expect(promtool(['check', 'rules', alertsPath])).resolves.toMatch(/SUCCESS: 8 rules found/);
   });
 
   it('is loaded by the example prometheus.yml, which passes promtool check config', async () => {
@@ -248,6 +255,7 @@ describe('deploy/prometheus/alerts.yml', () => {
       'SluiceNoEventsWhileWritesHappen',
       'SluicePublishStalled',
       'SluicePublishErrors',
+      'SluiceDeadLetters',
     ]);
     for (const rule of rules) {
       expect(['warning', 'critical'], rule.alert).toContain(rule.labels?.['severity']);
@@ -596,6 +604,29 @@ describe('deploy/prometheus/alerts.yml', () => {
       );
     });
   });
+
+  describe('SluiceDeadLetters', () => {
+    const alert = 'SluiceDeadLetters';
+    const open = `sluice_dead_letters_open{${sel},reason="too_large"}`;
+
+    it('fires a minute after a dead letter is open, and stops once it is replayed (the series goes)', async () => {
+      await scenario(
+        [{ series: open, values: '_ _ 1x5 _x10' }],
+        [
+          { at: '2m', alert, firing: [] },
+          { at: '4m', alert, firing: [{ ...relay, reason: 'too_large', severity: 'warning' }] },
+          { at: '14m', alert, firing: [] },
+        ],
+      );
+    });
+
+    it('stays silent without dead letters', async () => {
+      await scenario(
+        [{ series: `sluice_parked_keys{${sel}}`, values: '0x10' }],
+        [{ at: '8m', alert, firing: [] }],
+      );
+    });
+  });
 });
 
 interface Panel {
@@ -654,6 +685,7 @@ describe('deploy/grafana/sluice.json', () => {
       'In flight',
       'Publish latency',
       'Errors, retries, reconnects',
+      'Dead letters',
       'Snapshot',
       'Process',
     ]);

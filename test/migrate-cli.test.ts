@@ -3,11 +3,11 @@ import { MIGRATIONS_LOCK_KEY, migrationsFolder } from '@sluice/schema';
 import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createFreshDatabase } from './support/fresh-database.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
 
 let server: PostgresServer;
 const processes: RelayProcess[] = [];
-let databases = 0;
 
 beforeAll(async () => {
   server = await startPostgres();
@@ -20,12 +20,7 @@ afterAll(async () => {
 });
 
 /** A fresh database per test, so each one starts without a `sluice` schema. */
-async function freshDatabase(): Promise<string> {
-  databases += 1;
-  const name = `cli_${databases}`;
-  await server.query(`CREATE DATABASE ${name}`);
-  return name;
-}
+const freshDatabase = () => createFreshDatabase(server, 'cli');
 
 function sluice(args: string[], database: string, env: Record<string, string> = {}): RelayProcess {
   const child = spawnRelay(
@@ -93,7 +88,9 @@ describe('sluice migrate', () => {
         '__drizzle_migrations',
         'backfill',
         'backfill_table',
+        'dead_letters',
         'outbox',
+        'parked_events',
         'snapshot_progress',
       ]);
       const journal = JSON.parse(readFileSync(`${migrationsFolder}/meta/_journal.json`, 'utf8')) as {
@@ -130,12 +127,12 @@ describe('sluice migrate', () => {
 });
 
 describe('sluice run without migrations', () => {
-  it('exits 1 naming sluice.outbox and `sluice migrate` when auto-migrate is off and the schema is missing', async () => {
+  it('exits 1 naming the missing migrations and `sluice migrate` when auto-migrate is off and the schema is missing', async () => {
     const database = await freshDatabase();
     const relay = sluice(['run'], database, { SLUICE_AUTO_MIGRATE: 'false', SLUICE_SLOT: 'cli_no_migrate' });
 
     expect((await relay.exited).code).toBe(1);
-    expect(relay.output()).toContain('the outbox table sluice.outbox (SLUICE_OUTBOX_TABLE) does not exist');
+    expect(relay.output()).toContain('the schema "sluice" lacks Sluice\'s migrations 0000_init');
     expect(relay.output()).toContain('run `sluice migrate`');
   });
 });

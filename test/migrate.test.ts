@@ -6,10 +6,10 @@ import { type PostgresServer, startPostgres, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForConnectionsClosed } from './support/connections.js';
+import { createFreshDatabase } from './support/fresh-database.js';
 
 let server: PostgresServer;
 const pools: pg.Pool[] = [];
-let databases = 0;
 
 beforeAll(async () => {
   server = await startPostgres();
@@ -21,12 +21,7 @@ afterAll(async () => {
 });
 
 /** A fresh database per test, so each one starts without a `sluice` schema. */
-async function freshDatabase(): Promise<string> {
-  databases += 1;
-  const name = `migrate_${databases}`;
-  await server.query(`CREATE DATABASE ${name}`);
-  return name;
-}
+const freshDatabase = () => createFreshDatabase(server, 'migrate');
 
 function poolFor(database: string): pg.Pool {
   const pool = new pg.Pool({ connectionString: server.url(database), max: 3 });
@@ -55,12 +50,16 @@ describe('migrate', () => {
 
     const result = await migrate(pool);
 
-    expect(result).toEqual({ applied: ['0000_init', '0001_poll_mode', '0002_backfill'] });
+    expect(result).toEqual({
+      applied: ['0000_init', '0001_poll_mode', '0002_backfill', '0003_dead_letters'],
+    });
     expect(await tablesIn(pool, 'sluice')).toEqual([
       '__drizzle_migrations',
       'backfill',
       'backfill_table',
+      'dead_letters',
       'outbox',
+      'parked_events',
       'snapshot_progress',
     ]);
     expect(await tablesIn(pool, 'public')).toEqual([]);
@@ -126,17 +125,19 @@ describe('migrate', () => {
 
     expect(results.map((r) => r.applied).sort((a, b) => a.length - b.length)).toEqual([
       [],
-      ['0000_init', '0001_poll_mode', '0002_backfill'],
+      ['0000_init', '0001_poll_mode', '0002_backfill', '0003_dead_letters'],
     ]);
     const { rows } = await holder.query('SELECT count(*)::int AS n FROM sluice.__drizzle_migrations');
-    expect(rows).toEqual([{ n: 3 }]);
+    expect(rows).toEqual([{ n: 4 }]);
   });
 
   it('migrates on a connected client as well as a pool, and is a no-op the second time', async () => {
     const client = new pg.Client({ connectionString: server.url(await freshDatabase()) });
     await client.connect();
     try {
-      expect(await migrate(client)).toEqual({ applied: ['0000_init', '0001_poll_mode', '0002_backfill'] });
+      expect(await migrate(client)).toEqual({
+        applied: ['0000_init', '0001_poll_mode', '0002_backfill', '0003_dead_letters'],
+      });
       expect(await migrate(client)).toEqual({ applied: [] });
       const { rows } = await client.query(
         "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'",
@@ -201,7 +202,9 @@ describe('migrationSql', () => {
       '__drizzle_migrations',
       'backfill',
       'backfill_table',
+      'dead_letters',
       'outbox',
+      'parked_events',
       'snapshot_progress',
     ]);
     expect(await migrate(pool)).toEqual({ applied: [] });
@@ -214,7 +217,7 @@ describe('checkMigrations', () => {
     const pool = poolFor(database);
 
     expect(await checkMigrations(pool)).toEqual({
-      pending: ['0000_init', '0001_poll_mode', '0002_backfill'],
+      pending: ['0000_init', '0001_poll_mode', '0002_backfill', '0003_dead_letters'],
     });
     const { rows } = await pool.query<{ n: string }>(
       "SELECT count(*)::text AS n FROM pg_namespace WHERE nspname = 'sluice'",
@@ -237,7 +240,7 @@ describe('checkMigrations', () => {
     expect(err).toBeInstanceOf(MigrationError);
     expect((err as MigrationError).retriable).toBe(false);
     expect((err as Error).message).toContain(
-      `role "check_no_create_${database}" may not create the schema "sluice" for Sluice's migrations (0000_init, 0001_poll_mode, 0002_backfill): it lacks CREATE on database "${database}"`,
+      `role "check_no_create_${database}" may not create the schema "sluice" for Sluice's migrations (0000_init, 0001_poll_mode, 0002_backfill, 0003_dead_letters): it lacks CREATE on database "${database}"`,
     );
     expect((err as Error).message).toContain(
       `GRANT CREATE ON DATABASE "${database}" TO "check_no_create_${database}";`,

@@ -19,17 +19,11 @@ import {
   sluiceMetricNames,
   WAL_STATUSES,
 } from '@sluice/metrics';
-import {
-  freePort,
-  type NatsServer,
-  type PostgresServer,
-  startNats,
-  startPostgres,
-  waitFor,
-} from '@sluice/testkit';
+import { freePort, waitFor } from '@sluice/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { type PrometheusServer, startPrometheus } from './support/prometheus.js';
+import { relayHarness } from './support/relay-harness.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -40,26 +34,17 @@ const PG_PASSWORD = 'pg-Obs3rv-secret-4271';
 const NATS_USER = 'relay';
 const NATS_PASSWORD = 'nats-Obs3rv-secret-9935';
 
-let pg: PostgresServer;
-let nats: NatsServer;
+const { pg, nats } = relayHarness({ nats: { args: ['--user', NATS_USER, '--pass', NATS_PASSWORD] } });
 /** The relay's database URL: a role with a password (the private cluster trusts it anyway). */
 let pgUrl: string;
 /** The relay's NATS URL, with the user and password nats-server requires. */
 let natsUrl: string;
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([
-    startPostgres(),
-    startNats({ args: ['--user', NATS_USER, '--pass', NATS_PASSWORD] }),
-  ]);
   await pg.query(`CREATE ROLE obs_relay LOGIN SUPERUSER PASSWORD '${PG_PASSWORD}'`);
   pgUrl = pg.url().replace('postgres@', `obs_relay:${PG_PASSWORD}@`);
   natsUrl = nats.url.replace('nats://', `nats://${NATS_USER}:${NATS_PASSWORD}@`);
 });
-afterAll(async () => {
-  await Promise.all([pg?.dispose(), nats?.dispose()]);
-});
-
 function env(overrides: Record<string, string>) {
   return relayEnv(pg, nats, { SLUICE_DATABASE_URL: pgUrl, SLUICE_NATS_URL: natsUrl, ...overrides });
 }
@@ -466,14 +451,18 @@ describe('a running relay scraped by Prometheus', () => {
     expect(await value('sluice_reconnects_total', { component: 'postgres' })).toBeGreaterThanOrEqual(1);
   });
 
-  it('has samples for every Sluice metric after this run, except the outbox backlog (poll mode only) and publish errors (no event failed for good)', async () => {
+  it('has samples for every Sluice metric after this run, except the outbox backlog (poll mode only), publish errors, dead letters (no event failed for good) and the MongoDB positions (no MongoDB source)', async () => {
     const samples = await scrape();
     const withSamples = new Set(samples.map((s) => s.name.replace(/_(bucket|sum|count)$/, '')));
     // A histogram family name ends in _seconds; a counter's _count_total must not be trimmed.
     for (const s of samples) withSamples.add(s.name);
     expect(sluiceMetricNames().filter((name) => !withSamples.has(name))).toEqual([
+      'sluice_mongodb_acknowledged_cluster_time_seconds',
+      'sluice_mongodb_received_cluster_time_seconds',
       'sluice_publish_errors_total',
       'sluice_outbox_backlog_rows',
+      'sluice_dead_letters_total',
+      'sluice_dead_letters_open',
     ]);
   });
 

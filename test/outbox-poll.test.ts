@@ -28,6 +28,9 @@ beforeAll(async () => {
   [postgres, nats] = await Promise.all([startPostgres({ database: 'app' }), startNats()]);
   pool = new pg.Pool({ connectionString: postgres.url(), max: 8 });
   appPool = new pg.Pool({ connectionString: postgres.url(), max: 12 });
+  // As the relay's own pool does (apps/relay run.ts): the crash tests terminate backends, and an
+  // idle pooled connection they end emits 'error' on its pool, which must not be an uncaught one.
+  for (const p of [pool, appPool]) p.on('error', () => {});
   await migrate(pool);
 });
 

@@ -3,39 +3,26 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { parseExposition } from '@sluice/metrics';
 import { emit, enqueue } from '@sluice/outbox';
-import {
-  freePort,
-  type NatsServer,
-  type PostgresServer,
-  startNats,
-  startPostgres,
-  waitFor,
-} from '@sluice/testkit';
+import { freePort, waitFor } from '@sluice/testkit';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForConnectionsClosed } from './support/connections.js';
 import { relayEnv } from './support/env.js';
 import { readStream, type StoredMessage, waitForMessages } from './support/jetstream.js';
-import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { relayHarness } from './support/relay-harness.js';
+import type { RelayProcess } from './support/relay-process.js';
 import { inTransaction as inPoolTransaction } from './support/transaction.js';
 
-let server: PostgresServer;
-let nats: NatsServer;
+const { pg: server, nats, spawn, startRelay } = relayHarness();
 let pool: pg.Pool;
-const relays: RelayProcess[] = [];
 
 beforeAll(async () => {
-  [server, nats] = await Promise.all([startPostgres(), startNats()]);
   pool = new pg.Pool({ connectionString: server.url(), max: 2, application_name: 'outbox-relay-test' });
   await server.query('CREATE TABLE public.orders (id int PRIMARY KEY, total numeric NOT NULL)');
-});
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.kill('SIGKILL')));
 });
 afterAll(async () => {
   await pool?.end();
   await waitForConnectionsClosed(server, "application_name = 'outbox-relay-test'");
-  await Promise.all([server?.dispose(), nats?.dispose()]);
 });
 
 /** Names of the streams nats-server holds. */
@@ -46,13 +33,6 @@ async function readStreamNames(): Promise<string[]> {
   } finally {
     await nc.close();
   }
-}
-
-async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
-  const relay = spawnRelay(env);
-  relays.push(relay);
-  await relay.waitForLog(/"msg":"streaming from the replication slot"/);
-  return relay;
 }
 
 /** Runs `fn` in one transaction on one client, as an application would. */
@@ -151,6 +131,31 @@ describe('sluice run publishes outbox events merged with row changes', () => {
     expect(counted.headers['ce-type']).toBe('Customer.Ordered');
     expect(counted.headers['ce-subject']).toBe('c-7');
     expect(counted.headers['traceparent']).toBeUndefined();
+    // Every header an outbox event carries (docs/events.md#headers, docs/outbox.md), nothing else;
+    // each message expects its predecessor in the stream (commit ordering's chain).
+    expect(Object.keys(counted.headers).sort()).toEqual(
+      [
+        'Nats-Msg-Id',
+        'Nats-Expected-Stream',
+        'Nats-Expected-Last-Msg-Id',
+        'ce-specversion',
+        'ce-id',
+        'ce-source',
+        'ce-type',
+        'ce-subject',
+        'ce-time',
+        'content-type',
+        'sluice-commit-lsn',
+        'sluice-seq',
+      ].sort(),
+    );
+    expect(counted.headers).toMatchObject({
+      'Nats-Expected-Stream': env.SLUICE_STREAM,
+      'Nats-Expected-Last-Msg-Id': placed.headers['Nats-Msg-Id'],
+      'ce-source': `sluice/${env.SLUICE_STREAM}`,
+      'content-type': 'application/json',
+    });
+    expect(placed.headers['Nats-Expected-Last-Msg-Id']).toBe(row.headers['Nats-Msg-Id']);
 
     // The body is the payload column's text exactly as Postgres returns it.
     const stored = await server.query<{ id: string; payload: string | null }>(
@@ -454,8 +459,7 @@ describe('sluice run relays an existing outbox table with configuration only', (
       SLUICE_OUTBOX_TABLE: 'public.named_outbox',
       SLUICE_OUTBOX_COLUMNS: 'headers=meta',
     });
-    const relay = spawnRelay(env);
-    relays.push(relay);
+    const relay = spawn(env);
     expect((await relay.exited).code).toBe(1);
     expect(relay.output()).toContain('the outbox table public.named_outbox has no column meta (headers)');
     expect(relay.output()).toContain('headers= when it has no headers column');
@@ -490,9 +494,9 @@ describe('sluice run relays an existing outbox table with configuration only', (
     expect(message?.body).toBe('{ "z": 1,  "a": [12345678901234567890] }');
   });
 
-  it('stops with exit 1 at an outbox row that lacks a field, naming the column and the fix, and publishes nothing after it', async () => {
+  it('dead-letters an outbox row that lacks a field or whose text payload is not JSON, and a logical message that is not JSON, naming the column and the fix, and publishes what follows', async () => {
     await server.query(`CREATE TABLE public.loose_outbox (
-      id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb)`);
+      id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload text)`);
     const env = relayEnv(server, nats, {
       SLUICE_TABLES: '',
       SLUICE_OUTBOX_TABLE: 'public.loose_outbox',
@@ -500,24 +504,42 @@ describe('sluice run relays an existing outbox table with configuration only', (
     });
     const relay = await startRelay(env);
     await server.query(
-      `INSERT INTO public.loose_outbox VALUES (gen_random_uuid(), NULL, '1', 'OrderPlaced', '{}')`,
+      `INSERT INTO public.loose_outbox VALUES ('00000000-0000-4000-8000-0000000000a1', NULL, '1', 'OrderPlaced', '{}')`,
     );
     await server.query(
-      `INSERT INTO public.loose_outbox VALUES (gen_random_uuid(), 'order', '1', 'OrderPaid', '{}')`,
+      `INSERT INTO public.loose_outbox VALUES ('00000000-0000-4000-8000-0000000000a2', 'order', '2', 'OrderPlaced', 'not json')`,
+    );
+    await server.query(`SELECT pg_logical_emit_message(true, 'sluice.outbox', 'neither json')`);
+    await server.query(
+      `INSERT INTO public.loose_outbox VALUES ('00000000-0000-4000-8000-0000000000a3', 'order', '1', 'OrderPaid', '{}')`,
     );
 
-    expect((await relay.exited).code).toBe(1);
-    expect(relay.output()).toMatch(
-      /outbox row at LSN [0-9A-F]+\/[0-9A-F]+: column "aggregatetype" \(aggregateType\) must be a non-empty string, got null/,
+    const [paid] = await exactly(env, 1);
+    expect(paid?.headers['Nats-Msg-Id']).toBe('00000000-0000-4000-8000-0000000000a3');
+    const letters = await server.query<{
+      event_id: string;
+      error_code: string;
+      error_message: string;
+      body: string;
+    }>(
+      'SELECT event_id, error_code, error_message, body FROM sluice.dead_letters WHERE relay = $1 ORDER BY id',
+      [env.SLUICE_SLOT],
     );
-    expect(relay.output()).toContain('public.loose_outbox');
-    expect(relay.output()).toContain('SLUICE_OUTBOX_COLUMNS (aggregatetype=<column>)');
-    expect(await readStream(nats.url, env.SLUICE_STREAM)).toEqual([]);
+    expect(letters.map((l) => [l.event_id.slice(0, 36), l.error_code, l.body])).toEqual([
+      ['00000000-0000-4000-8000-0000000000a1', 'bad_row', '{}'],
+      ['00000000-0000-4000-8000-0000000000a2', 'bad_row', 'not json'],
+      [expect.stringMatching(new RegExp(`^${env.SLUICE_SLOT}:`)), 'bad_row', 'neither json'],
+    ]);
+    expect(letters[0]?.error_message).toMatch(
+      /public.loose_outbox: outbox row at LSN [0-9A-F]+\/[0-9A-F]+: column "aggregatetype" \(aggregateType\) must be a non-empty string, got null/,
+    );
+    expect(letters[1]?.error_message).toMatch(/column "payload" \(payload\) is not JSON/);
+    expect(letters[2]?.error_message).toMatch(/outbox message at LSN .*: content is not JSON/);
+    expect(relay.child.exitCode).toBeNull();
   });
 
   it('exits 1 naming a custom outbox table that does not exist, and the fix', async () => {
-    const relay = spawnRelay(relayEnv(server, nats, { SLUICE_OUTBOX_TABLE: 'public.no_such_outbox' }));
-    relays.push(relay);
+    const relay = spawn(relayEnv(server, nats, { SLUICE_OUTBOX_TABLE: 'public.no_such_outbox' }));
     expect((await relay.exited).code).toBe(1);
     expect(relay.output()).toContain(
       'the outbox table public.no_such_outbox (SLUICE_OUTBOX_TABLE) does not exist',
@@ -529,8 +551,7 @@ describe('sluice run relays an existing outbox table with configuration only', (
     await server.query(
       'CREATE TABLE public.events_v1 (id uuid PRIMARY KEY, kind text, agg text, body jsonb)',
     );
-    const relay = spawnRelay(relayEnv(server, nats, { SLUICE_OUTBOX_TABLE: 'public.events_v1' }));
-    relays.push(relay);
+    const relay = spawn(relayEnv(server, nats, { SLUICE_OUTBOX_TABLE: 'public.events_v1' }));
     expect((await relay.exited).code).toBe(1);
     const output = relay.output();
     // headers is optional: only the five required columns are named.
@@ -579,8 +600,7 @@ describe('sluice run in poll mode (SLUICE_MODE=poll)', () => {
   });
 
   async function startPolling(env: Record<string, string>): Promise<RelayProcess> {
-    const relay = spawnRelay({ ...env, SLUICE_DATABASE_URL: server.url(database), SLUICE_MODE: 'poll' });
-    relays.push(relay);
+    const relay = spawn({ ...env, SLUICE_DATABASE_URL: server.url(database), SLUICE_MODE: 'poll' });
     await relay.waitForLog(/"msg":"polling"/);
     return relay;
   }

@@ -1,34 +1,9 @@
-import { type NatsServer, type PostgresServer, startNats, startPostgres } from '@sluice/testkit';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { type StoredMessage, streamMessageCount, waitForMessages } from './support/jetstream.js';
-import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { relayHarness } from './support/relay-harness.js';
 
-let pg: PostgresServer;
-let nats: NatsServer;
-const relays: RelayProcess[] = [];
-
-beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
-});
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.kill('SIGKILL')));
-});
-afterAll(async () => {
-  await Promise.all([pg?.dispose(), nats?.dispose()]);
-});
-
-function run(env: Record<string, string>): RelayProcess {
-  const relay = spawnRelay(env);
-  relays.push(relay);
-  return relay;
-}
-
-async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
-  const relay = run(env);
-  await relay.waitForLog(/"msg":"streaming from the replication slot"/);
-  return relay;
-}
+const { pg, nats, spawn, startRelay } = relayHarness();
 
 /** A table partitioned by month of `created`, with two partitions. */
 async function partitioned(root: string, prefix: string): Promise<void> {
@@ -132,7 +107,7 @@ describe('partitioned tables: set-ups that would lose changes are refused before
       SLUICE_PUBLICATION: 'legacy_pub',
       SLUICE_OUTBOX_TABLE: 'none',
     });
-    const refused = run(env);
+    const refused = spawn(env);
     expect((await refused.exited).code).toBe(1);
     expect(refused.output()).toMatch(
       /publication "legacy_pub" on \S+ was created without publish_via_partition_root/,
@@ -160,7 +135,7 @@ describe('partitioned tables: set-ups that would lose changes are refused before
       SLUICE_TABLES: 'public.both, public.both_2024',
       SLUICE_OUTBOX_TABLE: 'none',
     });
-    const relay = run(env);
+    const relay = spawn(env);
     expect((await relay.exited).code).toBe(2);
     expect(relay.output()).toContain(
       'public.both_2024 is a partition of public.both, which is captured too: its changes are published as changes of public.both',
@@ -181,7 +156,7 @@ describe('partitioned tables: set-ups that would lose changes are refused before
       SLUICE_PUBLICATION: 'viaroot_pub',
       SLUICE_OUTBOX_TABLE: 'none',
     });
-    const relay = run(env);
+    const relay = spawn(env);
     expect((await relay.exited).code).toBe(1);
     expect(relay.output()).toContain(
       'changes of its partition public.viaroot_2025 arrive as changes of public.viaroot, which Sluice does not capture',

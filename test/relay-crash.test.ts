@@ -1,8 +1,9 @@
-import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import { waitFor } from '@sluice/testkit';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { readStream, streamMessageCount } from './support/jetstream.js';
+import { relayHarness } from './support/relay-harness.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
 
 const WRITERS = 4;
@@ -12,15 +13,7 @@ const UPDATE_ROUNDS = 49;
 const EXPECTED_EVENTS = WRITERS * KEYS_PER_WRITER * (1 + UPDATE_ROUNDS);
 const KILLS = 4;
 
-let pgServer: PostgresServer;
-let nats: NatsServer;
-
-beforeAll(async () => {
-  [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
-});
-afterAll(async () => {
-  await Promise.all([pgServer?.dispose(), nats?.dispose()]);
-});
+const { pg: pgServer, nats } = relayHarness();
 
 /** Each writer owns a key range and bumps v by one per update, so per-key order is checkable. */
 async function writer(pool: pg.Pool, index: number): Promise<void> {
@@ -47,7 +40,7 @@ async function writer(pool: pg.Pool, index: number): Promise<void> {
 }
 
 describe('sluice run killed with SIGKILL mid-run', () => {
-  it(`delivers ${EXPECTED_EVENTS} events exactly once with per-key order intact across ${KILLS} crashes`, async () => {
+  it(`delivers ${EXPECTED_EVENTS} events exactly once, in commit order, across ${KILLS} crashes`, async () => {
     await pgServer.query('CREATE TABLE public.counters (id int PRIMARY KEY, v int NOT NULL)');
     const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.counters' });
     let relay: RelayProcess = spawnRelay(env);
@@ -88,6 +81,18 @@ describe('sluice run killed with SIGKILL mid-run', () => {
     const messages = await readStream(nats.url, env.SLUICE_STREAM);
     expect(messages).toHaveLength(EXPECTED_EVENTS);
     expect(new Set(messages.map((m) => m.headers['Nats-Msg-Id'])).size).toBe(EXPECTED_EVENTS);
+    // Commit order (the default SLUICE_ORDERING=commit) through the crashes: positions (commit LSN,
+    // then seq) strictly increase along the stream, so with every event present once, each
+    // transaction is contiguous, in seq order, and transactions are in commit order.
+    const positions = messages.map((m) => {
+      const [hi, lo] = (m.headers['sluice-commit-lsn'] ?? '').split('/');
+      return { lsn: (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`), seq: Number(m.headers['sluice-seq']) };
+    });
+    const outOfOrder = positions.filter((p, i) => {
+      const q = positions[i - 1];
+      return q !== undefined && (p.lsn < q.lsn || (p.lsn === q.lsn && p.seq <= q.seq));
+    });
+    expect(outOfOrder).toEqual([]);
 
     const seen = new Map<number, number[]>();
     for (const m of messages) {

@@ -1,24 +1,16 @@
-import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import { waitFor } from '@sluice/testkit';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { readStream, streamMessageCount } from './support/jetstream.js';
-import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { relayHarness } from './support/relay-harness.js';
 
 const KEYS = 50;
 const ROUNDS = 60; // 50 inserts + 59 rounds of 50 updates = 3 000 events, 10 rows per transaction
 
-let pgServer: PostgresServer;
-let nats: NatsServer;
-let relay: RelayProcess | undefined;
-
-beforeAll(async () => {
-  [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
-});
-afterAll(async () => {
-  await relay?.kill('SIGKILL');
-  await Promise.all([pgServer?.dispose(), nats?.dispose()]);
-});
+// Each test stops its relay with SIGTERM as part of what it checks; what a failed test leaves
+// running is killed when the file ends.
+const { pg: pgServer, nats, startRelay } = relayHarness({ killRelays: 'afterAll' });
 
 /** Writes in rounds and can be paused between transactions, so a server can be stopped with nothing half-committed. */
 class Writer {
@@ -72,8 +64,7 @@ describe('sluice run while its servers fail', () => {
   it('loses and duplicates nothing, and keeps per-key order, across a nats-server crash and a Postgres crash', async () => {
     await pgServer.query('CREATE TABLE public.faults (id int PRIMARY KEY, v int NOT NULL)');
     const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.faults', SLUICE_PUBLISH_TIMEOUT: '1s' });
-    relay = spawnRelay(env);
-    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
+    const relay = await startRelay(env);
     const writer = new Writer();
     const writing = writer.run(pgServer.url());
 
@@ -108,13 +99,13 @@ describe('sluice run while its servers fail', () => {
     for (const [id, values] of perKey) expect({ id, values }).toEqual({ id, values: inOrder });
     expect(relay.output()).toMatch(/retr/i);
     expect(relay.output()).toMatch(/reconnect/i);
+    await relay.kill('SIGTERM');
   });
 
   it('stops within 30 s on SIGTERM while NATS is down, and delivers the unacknowledged events after a restart', async () => {
     await pgServer.query('CREATE TABLE public.stuck (id int PRIMARY KEY)');
     const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.stuck', SLUICE_PUBLISH_TIMEOUT: '1s' });
-    relay = spawnRelay(env);
-    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
+    let relay = await startRelay(env);
     await nats.stop();
     await pgServer.query('INSERT INTO public.stuck SELECT generate_series(1, 20)');
     await relay.waitForLog(/failed; retrying/);
@@ -125,8 +116,7 @@ describe('sluice run while its servers fail', () => {
     expect(relay.output()).toMatch(/stopping with \d+ event\(s\) not acknowledged by JetStream/);
 
     await nats.start();
-    relay = spawnRelay(env);
-    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
+    relay = await startRelay(env);
     await waitFor(async () => (await streamMessageCount(nats.url, env.SLUICE_STREAM)) >= 20, {
       timeoutMs: 60_000,
       message: 'the 20 events after the restart',

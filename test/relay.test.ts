@@ -1,36 +1,25 @@
-import {
-  freePort,
-  type NatsServer,
-  type PostgresServer,
-  startNats,
-  startPostgres,
-  waitFor,
-} from '@sluice/testkit';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, waitFor } from '@sluice/testkit';
+import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { waitForMessages } from './support/jetstream.js';
-import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { relayHarness } from './support/relay-harness.js';
 
-let pg: PostgresServer;
-let nats: NatsServer;
-const relays: RelayProcess[] = [];
+const { pg, nats, spawn, startRelay } = relayHarness();
 
-beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
-});
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.kill('SIGKILL')));
-});
-afterAll(async () => {
-  await Promise.all([pg?.dispose(), nats?.dispose()]);
-});
-
-async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
-  const relay = spawnRelay(env);
-  relays.push(relay);
-  await relay.waitForLog(/"msg":"streaming from the replication slot"/);
-  return relay;
-}
+/** The headers of a row change with CloudEvents on, besides commit ordering's expectation. */
+const ROW_CHANGE_HEADERS = [
+  'Nats-Msg-Id',
+  'Nats-Expected-Stream',
+  'ce-specversion',
+  'ce-id',
+  'ce-source',
+  'ce-type',
+  'ce-subject',
+  'ce-time',
+  'content-type',
+  'sluice-commit-lsn',
+  'sluice-seq',
+];
 
 describe('sluice run streams row changes to JetStream', () => {
   it('publishes insert, update, delete and truncate of every value-layer type with the documented envelope', async () => {
@@ -115,6 +104,24 @@ describe('sluice run streams row changes to JetStream', () => {
       expect(m.headers['ce-time']).toBe(source['commitTime']);
       expect(source['snapshot']).toBeNull();
     }
+    // Every header a row change carries (docs/events.md#headers), and nothing else. The commit-order
+    // expectation is a JetStream control header that nats-server checks and stores as sent: the
+    // first message of an empty stream expects its last sequence (0), each later one its predecessor.
+    messages.forEach((m, i) => {
+      const expectation =
+        i === 0
+          ? { 'Nats-Expected-Last-Sequence': '0' }
+          : { 'Nats-Expected-Last-Msg-Id': messages[i - 1]?.headers['Nats-Msg-Id'] as string };
+      expect(Object.keys(m.headers).sort()).toEqual(
+        [...ROW_CHANGE_HEADERS, ...Object.keys(expectation)].sort(),
+      );
+      expect(m.headers).toMatchObject({
+        ...expectation,
+        'Nats-Expected-Stream': env.SLUICE_STREAM,
+        'ce-source': `sluice/${env.SLUICE_STREAM}`,
+        'ce-type': `io.sluice.cdc.${(m.json() as { op: string }).op}`,
+      });
+    });
   });
 
   it('reports unchanged TOAST columns in `unchanged`, never as null', async () => {
@@ -135,6 +142,26 @@ describe('sluice run streams row changes to JetStream', () => {
     expect(update['unchanged']).toEqual(['body']);
     expect(update['after']).toEqual({ id: 1, title: 'second' });
     expect(Object.hasOwn(update['after'] as object, 'body')).toBe(false);
+  });
+
+  it('with SLUICE_CLOUDEVENTS=off sends a row change with only its id, expected stream and commit-order expectation, the same body', async () => {
+    await pg.query('CREATE TABLE public.lean (id int PRIMARY KEY, note text)');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.lean', SLUICE_CLOUDEVENTS: 'off' });
+    await startRelay(env);
+    await pg.query(`INSERT INTO public.lean VALUES (1, 'a'), (2, 'b')`);
+
+    const messages = await waitForMessages(nats.url, env.SLUICE_STREAM, 2);
+    for (const [i, m] of messages.entries()) {
+      // Besides the two, commit ordering's expectation: the stream's last sequence, then the predecessor.
+      const expectation = i === 0 ? 'Nats-Expected-Last-Sequence' : 'Nats-Expected-Last-Msg-Id';
+      expect(Object.keys(m.headers).sort()).toEqual(
+        ['Nats-Expected-Stream', 'Nats-Msg-Id', expectation].sort(),
+      );
+      expect(m.headers['Nats-Expected-Stream']).toBe(env.SLUICE_STREAM);
+      const body = m.json() as { op: string; after: unknown; source: { seq: number; commitLsn: string } };
+      expect(m.headers['Nats-Msg-Id']).toBe(`${env.SLUICE_SLOT}:${body.source.commitLsn}:${i}`);
+      expect(body).toMatchObject({ op: 'insert', after: { id: i + 1 }, source: { seq: i } });
+    }
   });
 
   it('picks up ALTER TABLE mid-stream before the next row', async () => {
@@ -218,8 +245,7 @@ describe('sluice run streams row changes to JetStream', () => {
     const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.standby' });
     const active = await startRelay(env);
     const port = await freePort();
-    const standby = spawnRelay({ ...env, SLUICE_HTTP_PORT: String(port) });
-    relays.push(standby);
+    const standby = spawn({ ...env, SLUICE_HTTP_PORT: String(port) });
     await standby.waitForLog(/replication slot .* is held by pid \d+/);
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(res.status).toBe(503);
@@ -234,4 +260,33 @@ describe('sluice run streams row changes to JetStream', () => {
       message: 'the standby to become ready',
     });
   });
+});
+
+describe('sluice run resuming after more than the duplicate window', () => {
+  it('says so in the log and sluice_resumes_beyond_dedupe_window_total, and stores a replay once (by position)', async () => {
+    await pg.query('CREATE TABLE public.window_rows (id int PRIMARY KEY, v text)');
+    const port = await freePort();
+    const env = relayEnv(pg, nats, {
+      SLUICE_TABLES: 'public.window_rows',
+      SLUICE_DUPLICATE_WINDOW: '1s',
+      SLUICE_HTTP_HOST: '127.0.0.1',
+      SLUICE_HTTP_PORT: String(port),
+    });
+    const first = await startRelay(env);
+    await pg.query(`INSERT INTO public.window_rows SELECT g, 'a' FROM generate_series(1, 50) g`);
+    await waitForMessages(nats.url, env.SLUICE_STREAM, 50);
+    // SIGKILL: the slot may not have been told about the last events, so the next relay replays them.
+    await first.kill('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+
+    const second = await startRelay(env);
+    await second.waitForLog(/older than the duplicate window/, 30_000);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^sluice_resumes_beyond_dedupe_window_total(\{[^}]*\})? 1$/m);
+    await pg.query(`INSERT INTO public.window_rows SELECT g, 'b' FROM generate_series(51, 60) g`);
+    const stored = await waitForMessages(nats.url, env.SLUICE_STREAM, 60);
+    const ids = stored.map((m) => m.headers['Nats-Msg-Id']);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(60);
+  }, 120_000);
 });

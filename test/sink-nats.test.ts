@@ -313,10 +313,16 @@ describe('NATS sink against a real nats-server', () => {
     await expect(publish).rejects.toThrow(/maximum messages exceeded[\s\S]*max_msgs/);
   });
 
-  it('rejects with a RetriableError within the ack timeout while nats-server is down, and delivers once after restart', async () => {
+  it('key ordering: rejects with a RetriableError within the ack timeout while nats-server is down, and delivers once after restart', async () => {
     const reconnects: string[] = [];
     const metrics: Metrics = { ...noopMetrics, reconnect: (component) => reconnects.push(component) };
-    const s = sink({ stream: 'OUTAGE', subjectPrefix: 'outage', ackTimeoutMs: 1000, metrics });
+    const s = sink({
+      stream: 'OUTAGE',
+      subjectPrefix: 'outage',
+      ackTimeoutMs: 1000,
+      metrics,
+      ordering: 'key',
+    });
     await s.start();
     await s.publish(change(1));
 
@@ -343,12 +349,17 @@ describe('NATS sink against a real nats-server', () => {
     expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual(['0/16B3800-1', '0/16B3800-2']);
   });
 
-  it('rejects with a RetriableError saying no responders when its stream is deleted, then re-creates it', async () => {
-    const s = sink({ stream: 'DELETED', subjectPrefix: 'deleted' });
+  it('key ordering: rejects with a RetriableError saying no responders when its stream is deleted, then re-creates it', async () => {
+    const s = sink({ stream: 'DELETED', subjectPrefix: 'deleted', ordering: 'key' });
     await s.start();
     await s.publish(change(1));
-    const jsm = await jetstreamManager(admin);
-    await jsm.streams.delete('DELETED');
+    // A connection of its own: the shared one may not have noticed the previous test's restart yet.
+    const fresh = await connect({ servers: nats.url });
+    try {
+      await (await jetstreamManager(fresh)).streams.delete('DELETED');
+    } finally {
+      await fresh.close();
+    }
 
     const err = await s.publish(change(2)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RetriableError);

@@ -5,32 +5,12 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import { connect } from '@nats-io/transport-node';
 import { parseTableName, TableNameError } from '@sluice/core';
 import { decodeSubjectToken } from '@sluice/sink-nats';
-import { type NatsServer, type PostgresServer, startNats, startPostgres } from '@sluice/testkit';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
 import { type StoredMessage, waitForMessages } from './support/jetstream.js';
-import { type RelayProcess, spawnRelay } from './support/relay-process.js';
+import { relayHarness } from './support/relay-harness.js';
 
-let pg: PostgresServer;
-let nats: NatsServer;
-const relays: RelayProcess[] = [];
-
-beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
-});
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.kill('SIGKILL')));
-});
-afterAll(async () => {
-  await Promise.all([pg?.dispose(), nats?.dispose()]);
-});
-
-async function startRelay(env: Record<string, string>): Promise<RelayProcess> {
-  const relay = spawnRelay(env);
-  relays.push(relay);
-  await relay.waitForLog(/"msg":"streaming from the replication slot"/);
-  return relay;
-}
+const { pg, nats, spawn, startRelay } = relayHarness();
 
 /** The table `CREATE TABLE <sql>` made, found by a column name nothing else has. */
 async function createdBy(sql: string, marker: string): Promise<{ schema: string; table: string }> {
@@ -108,7 +88,9 @@ describe('sluice run with tricky table names (env vars only)', () => {
       SLUICE_SNAPSHOT: 'initial',
       SLUICE_OUTBOX_TABLE: 'none',
     });
-    await startRelay(env);
+    const relay = await startRelay(env);
+    // Row 2 is written after the snapshot, which then reads row 1 alone.
+    await relay.waitForLog(/"msg":"initial snapshot complete"/);
     for (const t of TRICKY) await pg.query(`INSERT INTO ${t.sql} VALUES (2, 'after')`);
 
     const messages = await waitForMessages(nats.url, env.SLUICE_STREAM, TRICKY.length * 2);
@@ -206,8 +188,7 @@ describe('sluice run with tricky table names (env vars only)', () => {
 
   it('exits 2 quoting a bad entry as written, before creating anything', async () => {
     const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.orders, public."Order Items' });
-    const relay = spawnRelay(env);
-    relays.push(relay);
+    const relay = spawn(env);
     expect((await relay.exited).code).toBe(2);
     expect(relay.output()).toContain(
       '`public."Order Items` has a double quote at character 8 that is never closed; end the quoted name with another double quote, e.g. public."Order Items"',
@@ -221,10 +202,9 @@ describe('sluice run with tricky table names (env vars only)', () => {
 describe('a table that is missing only because of case', () => {
   it('exits 2 suggesting the quoted name', async () => {
     await pg.query('CREATE TABLE public."Invoices" (id int PRIMARY KEY)');
-    const relay = spawnRelay(
+    const relay = spawn(
       relayEnv(pg, nats, { SLUICE_TABLES: 'public.Invoices', SLUICE_OUTBOX_TABLE: 'none' }),
     );
-    relays.push(relay);
     expect((await relay.exited).code).toBe(2);
     expect(relay.output()).toContain('table public.invoices not found in');
     expect(relay.output()).toContain(

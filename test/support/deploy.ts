@@ -2,7 +2,7 @@
  * Readers for the files in deploy/: the compose file with its variables resolved as
  * `docker compose` resolves them, and the Kubernetes manifests by kind.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
@@ -43,7 +43,7 @@ export interface ComposeService {
   environment?: Record<string, string | number | boolean>;
   depends_on?: Record<string, { condition: string }> | string[];
   volumes?: string[];
-  configs?: { source: string; target: string }[];
+  configs?: { source: string; target?: string }[];
   ports?: string[];
   stop_grace_period?: string;
   healthcheck?: { test: string[] };
@@ -106,4 +106,70 @@ export function manifest(manifests: Manifest[], kind: string, name?: string): Ma
   const found = manifests.find((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
   if (!found) throw new Error(`no ${kind}${name ? ` ${name}` : ''} in deploy/kubernetes`);
   return found;
+}
+
+/** What a container finds at each path a compose service mounts a config at (`/<source>` by default). */
+export function composeFiles(
+  compose: ComposeFile,
+  service: ComposeService,
+  env: Record<string, string> = {},
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { source, target } of service.configs ?? []) {
+    const content = compose.configs?.[source]?.content;
+    if (content === undefined) throw new Error(`compose config ${source} has no content`);
+    out[target ?? `/${source}`] = interpolate(content, env);
+  }
+  return out;
+}
+
+/** What the relay container finds in each Secret volume it mounts: one file per key. */
+export function kubernetesFiles(deployment: Manifest, secret: Manifest): Record<string, string> {
+  const pod = deployment.spec.template.spec;
+  const container = pod.containers[0];
+  const out: Record<string, string> = {};
+  for (const mount of (container.volumeMounts ?? []) as { name: string; mountPath: string }[]) {
+    const volume = (pod.volumes ?? []).find((v: { name: string }) => v.name === mount.name);
+    if (volume?.secret?.secretName !== secret.metadata.name) continue;
+    for (const [key, value] of Object.entries(secret.stringData ?? {})) {
+      out[`${mount.mountPath}/${key}`] = value;
+    }
+  }
+  return out;
+}
+
+/** The relay's environment from a ConfigMap and the container's `env` (plain values only). */
+export function kubernetesEnv(deployment: Manifest, configMap: Manifest): Record<string, string> {
+  const container = deployment.spec.template.spec.containers[0];
+  const env: Record<string, string> = { ...configMap.data };
+  for (const item of container.env as { name: string; value?: string; valueFrom?: unknown }[]) {
+    if (item.valueFrom !== undefined || item.value === undefined) {
+      throw new Error(`${item.name}: a value from elsewhere (valueFrom); deploy/ gives secrets as files`);
+    }
+    env[item.name] = item.value;
+  }
+  return env;
+}
+
+/**
+ * `env` as the relay sees it outside the container: every `*_FILE` variable that names a file of
+ * `files` (container path → content) points at a copy of that file written under `dir`. A `*_FILE`
+ * naming a path the container does not have is left as it is (the relay then refuses it).
+ */
+export async function withFiles(
+  env: Record<string, string>,
+  files: Record<string, string>,
+  dir: string,
+): Promise<Record<string, string>> {
+  await mkdir(dir, { recursive: true });
+  const out = { ...env };
+  for (const [name, path] of Object.entries(env)) {
+    if (!name.endsWith('_FILE')) continue;
+    const content = files[path];
+    if (content === undefined) continue;
+    const copy = join(dir, path.replace(/[^A-Za-z0-9.-]+/g, '_'));
+    await writeFile(copy, content, { mode: 0o600 });
+    out[name] = copy;
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { type ConnectionOptions, connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { waitFor } from '@sluice/testkit';
 
 export interface StoredMessage {
@@ -18,8 +18,12 @@ function headersOf(h: MsgHdrs | undefined): Record<string, string> {
 }
 
 /** Reads the whole stream, from its first message, with a real ordered consumer. */
-export async function readStream(url: string, stream: string): Promise<StoredMessage[]> {
-  const nc = await connect({ servers: url });
+export async function readStream(
+  url: string,
+  stream: string,
+  auth: ConnectionOptions = {},
+): Promise<StoredMessage[]> {
+  const nc = await connect({ ...auth, servers: url });
   try {
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(stream);
@@ -53,19 +57,24 @@ export async function waitForMessages(
   stream: string,
   count: number,
   timeoutMs = 60_000,
+  auth: ConnectionOptions = {},
 ): Promise<StoredMessage[]> {
-  await waitFor(async () => (await streamMessageCount(url, stream)) >= count, {
+  await waitFor(async () => (await streamMessageCount(url, stream, auth)) >= count, {
     timeoutMs,
     intervalMs: 200,
     message: `stream ${stream} to hold ${count} messages`,
   });
-  return readStream(url, stream);
+  return readStream(url, stream, auth);
 }
 
-export async function streamMessageCount(url: string, stream: string): Promise<number> {
+export async function streamMessageCount(
+  url: string,
+  stream: string,
+  auth: ConnectionOptions = {},
+): Promise<number> {
   let nc: NatsConnection | undefined;
   try {
-    nc = await connect({ servers: url });
+    nc = await connect({ ...auth, servers: url });
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(stream);
     return info.state.messages;

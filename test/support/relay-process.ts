@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@sluice/testkit';
+import { RUN_MARKER } from './leftovers.js';
 
 const BIN = fileURLToPath(new URL('../../apps/relay/bin/sluice.js', import.meta.url));
 
@@ -23,6 +24,8 @@ export interface RelayLaunch {
   /** The program and its arguments before `sluice`'s, e.g. `['unshare', '--pid', '--fork', 'node', 'bin.js']`. */
   command: string[];
   cwd?: string;
+  /** Leads a process group of its own, as a terminal's foreground job does (signal it with `-pid`). */
+  detached?: boolean;
 }
 
 /**
@@ -36,9 +39,16 @@ export function spawnRelay(
 ): RelayProcess {
   const [program, ...programArgs] = launch.command as [string, ...string[]];
   const child = spawn(program, [...programArgs, ...args], {
-    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      HOME: process.env['HOME'] ?? '/tmp',
+      // The global teardown finds relays a test forgot by this (see leftovers.ts).
+      ...(process.env[RUN_MARKER] ? { [RUN_MARKER]: process.env[RUN_MARKER] } : {}),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: launch.cwd,
+    detached: launch.detached ?? false,
   });
   const lines: string[] = [];
   const stdoutLines: string[] = [];

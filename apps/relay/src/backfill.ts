@@ -12,7 +12,7 @@ import {
 } from '@sluice/source-postgres';
 import pg from 'pg';
 import { printFatal } from './cli.js';
-import { loadConfig } from './config.js';
+import { toolConfig } from './local-servers.js';
 import { SETTINGS } from './settings.js';
 
 /** Finished requests `--list` shows besides the unfinished ones. */
@@ -106,7 +106,8 @@ export async function runBackfill(env: NodeJS.ProcessEnv, argv: string[]): Promi
   let pool: pg.Pool | undefined;
   try {
     const args = parseBackfillArgs(argv);
-    const { config } = loadConfig(env, args.settings);
+    // Next to `npm start`, its servers when the URLs are unset (as `sluice status` finds them).
+    const { config } = toolConfig(env, args.settings);
     if (config.mode !== 'stream') {
       throw new ConfigError(
         'mode',

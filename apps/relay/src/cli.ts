@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, SluiceError } from '@sluice/core';
+import { ConfigError, certificateFailure, SluiceError } from '@sluice/core';
 import { helpText } from './help.js';
 import { redactString } from './redact.js';
 import { settingByKey } from './settings.js';
@@ -14,6 +14,15 @@ export function version(): string {
 /** Prints a start-up failure for a person: what went wrong and the fix, no stack for known errors. */
 export function printFatal(err: unknown): void {
   // Messages may quote a connection string (NATS servers, a Postgres URL): scrub like the logger.
+  // A certificate that does not verify, from a command that did not say so itself (migrate,
+  // backfill, dlq…): name the settings to check.
+  const certificate = err instanceof SluiceError && err.code === 'tls' ? undefined : certificateFailure(err);
+  if (certificate) {
+    process.stderr.write(
+      `sluice: a server certificate does not verify (${redactString(certificate)})\n  fix: for Postgres, sslrootcert in SLUICE_DATABASE_URL must name the CA that signed its certificate and the host must be a name the certificate holds; for NATS, SLUICE_NATS_TLS_CA\n`,
+    );
+    return;
+  }
   if (err instanceof SluiceError) {
     // Packages name their options (`tables`); a person sets SLUICE_TABLES or --tables.
     const spec = err instanceof ConfigError ? settingByKey(err.setting) : undefined;
@@ -36,6 +45,26 @@ export async function main(argv: string[]): Promise<number> {
     case 'backfill': {
       const { runBackfill } = await import('./backfill.js');
       return runBackfill(process.env, rest);
+    }
+    case 'dlq': {
+      const { runDlq } = await import('./dlq.js');
+      return runDlq(process.env, rest);
+    }
+    case 'demo': {
+      const { runDemo } = await import('./demo.js');
+      return runDemo(process.env, rest);
+    }
+    case 'tail': {
+      const { runTail } = await import('./tail.js');
+      return runTail(process.env, rest);
+    }
+    case 'status': {
+      const { runStatus } = await import('./status.js');
+      return runStatus(process.env, rest);
+    }
+    case 'slot': {
+      const { runSlot } = await import('./slot.js');
+      return runSlot(process.env, rest);
     }
     case 'migrate': {
       const { runMigrate } = await import('./migrate.js');

@@ -215,6 +215,18 @@ describe('loadConfig: outbox and mode', () => {
     );
   });
 
+  it('reads SLUICE_FAILOVER_SLOT as a boolean, off by default, and refuses it in poll mode, which has no slot', () => {
+    expect(loadConfig({}).config.failoverSlot).toBe(false);
+    expect(loadConfig({ SLUICE_FAILOVER_SLOT: 'true' }).config.failoverSlot).toBe(true);
+    expect(loadConfig({}, ['--failover-slot']).config.failoverSlot).toBe(true);
+    expect(configError({ SLUICE_FAILOVER_SLOT: 'sometimes' })).toContain(
+      'SLUICE_FAILOVER_SLOT (--failover-slot): expected true or false, got "sometimes"',
+    );
+    expect(configError({ SLUICE_MODE: 'poll', SLUICE_FAILOVER_SLOT: 'true' })).toContain(
+      'SLUICE_FAILOVER_SLOT (--failover-slot): SLUICE_MODE=poll uses no replication slot',
+    );
+  });
+
   it('refuses captured tables in poll mode, which has no logical replication', () => {
     expect(configError({ SLUICE_MODE: 'poll', SLUICE_TABLES: 'public.orders' })).toContain(
       'SLUICE_TABLES (--tables): must be empty with SLUICE_MODE=poll',
@@ -334,5 +346,106 @@ describe('loadConfig: table names', () => {
     );
     expect(message).toContain('`{"schema":"public","name":"x"}` has "name", which is not a key of a table');
     expect(message).toContain('`a.b.c` has 3 dot-separated parts');
+  });
+});
+
+function secretFile(content: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'sluice-secret-')), 'value');
+  writeFileSync(path, content);
+  return path;
+}
+
+const SEED = `SU${'A'.repeat(40)}BCDEFGHIJKLMNOPQ`;
+
+describe('loadConfig: secrets from *_FILE variables', () => {
+  it('reads any setting from <VARIABLE>_FILE, without the trailing newline', () => {
+    const { config, sources } = loadConfig({
+      SLUICE_DATABASE_URL_FILE: secretFile('postgres://app:s3cret@db:5432/app\n'),
+      SLUICE_NATS_PASSWORD_FILE: secretFile('nats pw\r\n'),
+      SLUICE_NATS_USER: 'relay',
+      SLUICE_METRICS_USER: 'prom',
+      SLUICE_METRICS_PASSWORD_FILE: secretFile('m-pass'),
+      SLUICE_SLOT_FILE: secretFile('from_file\n'),
+    });
+    expect(config.databaseUrl).toBe('postgres://app:s3cret@db:5432/app');
+    expect(config.natsPassword).toBe('nats pw');
+    expect(config.metricsPassword).toBe('m-pass');
+    expect(config.slot).toBe('from_file');
+    expect(sources.databaseUrl).toBe('env_file');
+  });
+
+  it('refuses a variable set both directly and as _FILE, and an unreadable file, by name', () => {
+    expect(configError({ SLUICE_NATS_TOKEN: 'a', SLUICE_NATS_TOKEN_FILE: secretFile('b') })).toContain(
+      'both SLUICE_NATS_TOKEN and SLUICE_NATS_TOKEN_FILE are set',
+    );
+    const message = configError({ SLUICE_NATS_TOKEN_FILE: '/nonexistent/token' });
+    expect(message).toContain('SLUICE_NATS_TOKEN_FILE');
+    expect(message).toContain('cannot read /nonexistent/token: ENOENT');
+  });
+
+  it('never echoes a secret read from a file in an error', () => {
+    const message = configError({ SLUICE_NATS_NKEY_SEED_FILE: secretFile('not-a-seed-hunter2') });
+    expect(message).toContain('SLUICE_NATS_NKEY_SEED (--nats-nkey-seed): expected a user nkey seed');
+    expect(message).not.toContain('hunter2');
+  });
+});
+
+describe('loadConfig: NATS authentication and TLS', () => {
+  it('takes one way of signing in: user+password, token, nkey seed or creds', () => {
+    expect(loadConfig({ SLUICE_NATS_TOKEN: 't0k' }).config.natsToken).toBe('t0k');
+    expect(loadConfig({ SLUICE_NATS_NKEY_SEED: SEED }).config.natsNkeySeed).toBe(SEED);
+    expect(configError({ SLUICE_NATS_URL: 'nats://u:p@h:4222', SLUICE_NATS_TOKEN: 't' })).toContain(
+      'NATS authentication is given more than once (credentials in SLUICE_NATS_URL, SLUICE_NATS_TOKEN)',
+    );
+    expect(configError({ SLUICE_NATS_USER: 'u' })).toContain(
+      'SLUICE_NATS_USER and SLUICE_NATS_PASSWORD go together',
+    );
+    expect(configError({ SLUICE_NATS_CREDS: 'just text' })).toContain(
+      'expected the contents of a .creds file',
+    );
+  });
+
+  it('wants PEM text for TLS settings, and a client certificate with its key', () => {
+    expect(configError({ SLUICE_NATS_TLS_CA: '/etc/ca.pem' })).toContain(
+      'give a file with the _FILE variant (e.g. SLUICE_NATS_TLS_CA_FILE=/path/ca.pem)',
+    );
+    const cert = '-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n';
+    expect(configError({ SLUICE_NATS_TLS_CERT: cert })).toContain(
+      'SLUICE_NATS_TLS_CERT and SLUICE_NATS_TLS_KEY go together',
+    );
+    expect(loadConfig({ SLUICE_NATS_TLS_CA_FILE: secretFile(cert) }).config.natsTlsCa).toBe(cert.trimEnd());
+  });
+
+  it('names an sslrootcert of SLUICE_DATABASE_URL that cannot be read before connecting', () => {
+    const message = configError({
+      SLUICE_DATABASE_URL: 'postgres://u:pw@db/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem',
+    });
+    expect(message).toContain('sslrootcert=/nonexistent/ca.pem cannot be read (ENOENT)');
+    expect(message).not.toContain(':pw@');
+  });
+});
+
+describe('loadConfig: column rules', () => {
+  it('reads SLUICE_COLUMNS, or an object in the config file, for captured tables', () => {
+    const { config } = loadConfig({
+      SLUICE_TABLES: 'public.users',
+      SLUICE_COLUMNS: 'Public.Users: -password, email=hash',
+      SLUICE_MASK_KEY: 'x'.repeat(32),
+    });
+    expect(config.columns.map((r) => [r.table.table, r.drop, [...r.mask]])).toEqual([
+      ['users', ['password'], [['email', 'hash']]],
+    ]);
+    const path = configFile({ tables: 'public.users', columns: { 'public.users': ['plan'] } });
+    expect(loadConfig({ SLUICE_CONFIG: path }).config.columns[0]?.keep).toEqual(['plan']);
+  });
+
+  it('wants a mask key of 32 characters or more for hashes, and never shows it', () => {
+    const message = configError({
+      SLUICE_TABLES: 'public.users',
+      SLUICE_COLUMNS: 'public.users: email=hash',
+      SLUICE_MASK_KEY: 'short-secret',
+    });
+    expect(message).toContain('SLUICE_MASK_KEY (--mask-key): must be at least 32 characters (it has 12)');
+    expect(message).not.toContain('short-secret');
   });
 });

@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import {
+  ColumnRuleError,
   ConfigError,
+  columnRulesFromConfig,
   formatTableName,
   type QualifiedName,
   quoteEntry,
   sameTable,
   splitTableList,
+  type TableColumnRules,
   TableNameError,
   tableNameFromConfig,
 } from '@sluice/core';
@@ -16,6 +19,7 @@ import { HEARTBEAT_PREFIX, WATERMARK_PREFIX } from '@sluice/source-postgres';
 import { z } from 'zod';
 import { parseBytes } from './bytes.js';
 import { parseDuration } from './duration.js';
+import { parseNatsServers } from './nats-url.js';
 import { SETTINGS, type SettingKey, type SettingSpec, settingByKey } from './settings.js';
 
 export type TableRef = QualifiedName;
@@ -135,6 +139,18 @@ const tableList = z.unknown().transform((value, ctx) => {
     tables.push(table);
   }
   return tables;
+});
+
+/** SLUICE_COLUMNS: `table: rules; table: rules` (the config file may give `{ table: [rules] }`). */
+const columnRules = z.unknown().transform((value, ctx): TableColumnRules[] => {
+  if (value === '' || value === undefined) return [];
+  try {
+    return columnRulesFromConfig(value);
+  } catch (err) {
+    if (!(err instanceof ColumnRuleError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.message });
+    return z.NEVER;
+  }
 });
 
 /** SLUICE_OUTBOX_TABLE: one name written as in SQL (the config file may give `{ schema, table }`), or none. */
@@ -275,6 +291,83 @@ const messagePrefix = z.string().transform((text, ctx): string | null => {
   return text;
 });
 
+/** SLUICE_SOURCES: `postgres`, `mongodb`, or both (comma separated, each once). */
+const SOURCE_NAMES = ['postgres', 'mongodb'] as const;
+export type SourceName = (typeof SOURCE_NAMES)[number];
+
+const sourceList = z.string().transform((text, ctx): SourceName[] => {
+  const out: SourceName[] = [];
+  for (const raw of text.split(',')) {
+    const name = raw.trim().toLowerCase();
+    if (name === '') continue;
+    if (!(SOURCE_NAMES as readonly string[]).includes(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected postgres, mongodb or postgres,mongodb, got "${raw.trim()}"`,
+      });
+      return z.NEVER;
+    }
+    if (out.includes(name as SourceName)) {
+      ctx.addIssue({ code: 'custom', message: `${name} is listed twice` });
+      return z.NEVER;
+    }
+    out.push(name as SourceName);
+  }
+  if (out.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'name at least one source: postgres, mongodb or postgres,mongodb',
+    });
+    return z.NEVER;
+  }
+  return out;
+});
+
+// MongoDB's own limits (docs: "Naming Restrictions"): a database name has none of /\. "$*<>:|?
+// and at most 63 bytes; a collection name has no $ or NUL and does not start with system.
+const MONGO_DATABASE = /^[^/\\. "$*<>:|?]+$/;
+
+function checkCollection(name: string): string | undefined {
+  if (name.length === 0) return 'an empty collection name';
+  if (name.includes('$') || name.includes('\u0000'))
+    return `"${name}" holds $ or NUL, which MongoDB does not allow in a collection name`;
+  if (name.startsWith('system.'))
+    return `"${name}" is a system collection, which change streams do not report`;
+  return undefined;
+}
+
+const mongoCollections = z.string().transform((text, ctx): string[] | null => {
+  if (text.trim() === '') return null;
+  const out: string[] = [];
+  for (const raw of text.split(',')) {
+    const name = raw.trim();
+    const problem = checkCollection(name);
+    if (problem !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${problem}; list collections separated by commas, e.g. orders,users`,
+      });
+      continue;
+    }
+    if (out.includes(name)) {
+      ctx.addIssue({ code: 'custom', message: `"${name}" is listed twice` });
+      continue;
+    }
+    out.push(name);
+  }
+  return out;
+});
+
+const mongoOutboxCollection = z.string().transform((text, ctx): string | null => {
+  if (isNone(text)) return null;
+  const problem = checkCollection(text.trim());
+  if (problem !== undefined) {
+    ctx.addIssue({ code: 'custom', message: problem });
+    return z.NEVER;
+  }
+  return text.trim();
+});
+
 const urlWith = (protocols: string[]) =>
   z
     .string()
@@ -284,11 +377,69 @@ const urlWith = (protocols: string[]) =>
       { message: `expected a URL starting with ${protocols.join(' or ')}` },
     );
 
+/** PEM text holding a `-----BEGIN … <kind>-----` block, or empty (unset). */
+function pem(kind: string) {
+  return z
+    .string()
+    .refine(
+      (text) => text === '' || new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(text),
+      `expected PEM text with a "-----BEGIN …${kind}-----" block; give a file with the _FILE variant (e.g. SLUICE_NATS_TLS_CA_FILE=/path/ca.pem)`,
+    );
+}
+
+/** libpq's file parameters of a connection URL, which node-postgres reads when it connects. */
+const PG_FILE_PARAMS = ['sslrootcert', 'sslcert', 'sslkey'] as const;
+
+/** A file a URL parameter names that cannot be read: said at start-up, not at the first connect. */
+function unreadablePgFiles(url: string): string[] {
+  if (!URL.canParse(url)) return [];
+  const params = new URL(url).searchParams;
+  const problems: string[] = [];
+  for (const name of PG_FILE_PARAMS) {
+    const file = params.get(name);
+    if (file === null || file === '' || file === 'system') continue;
+    try {
+      readFileSync(file);
+    } catch (err) {
+      problems.push(`${name}=${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  return problems;
+}
+
 const schema = z
   .object({
+    sources: sourceList,
     databaseUrl: urlWith(['postgres://', 'postgresql://']),
+    mongodbUrl: z.string(),
+    mongodbDatabase: z.string(),
+    mongodbCollections: mongoCollections,
+    mongodbOutboxCollection: mongoOutboxCollection,
+    positionBucket: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a bucket name of letters, digits, _ or -'),
     natsUrl: urlWith(['nats://', 'tls://', 'ws://', 'wss://']),
+    natsUser: z.string(),
+    natsPassword: z.string(),
+    natsToken: z.string(),
+    natsNkeySeed: z
+      .string()
+      .refine(
+        (seed) => seed === '' || /^SU[A-Z2-7]{50,}$/.test(seed.trim()),
+        'expected a user nkey seed: SU followed by base32 letters (nsc or `nk -gen user` make one)',
+      ),
+    natsCreds: z
+      .string()
+      .refine(
+        (creds) => creds === '' || /-----BEGIN NATS USER JWT-----/.test(creds),
+        'expected the contents of a .creds file (-----BEGIN NATS USER JWT----- …); SLUICE_NATS_CREDS_FILE=/path/user.creds reads one',
+      ),
+    natsTlsCa: pem('CERTIFICATE'),
+    natsTlsCert: pem('CERTIFICATE'),
+    natsTlsKey: pem('PRIVATE KEY'),
     tables: tableList,
+    columns: columnRules,
+    maskKey: z.string(),
     mode: oneOf(['stream', 'poll']),
     outboxTable,
     outboxColumns,
@@ -301,11 +452,13 @@ const schema = z
       .string()
       .regex(SLOT, 'expected 1-63 lower-case letters, digits or underscores (a Postgres slot name)'),
     publication: z.string().regex(IDENT, 'expected a plain identifier (letters, digits, underscores)'),
+    failoverSlot: bool(),
     subjectPrefix: z
       .string()
       .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens without wildcards'),
     stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a stream name of letters, digits, _ or -'),
     streamReplicas: integer(1, 5),
+    cloudEvents: bool(),
     duplicateWindow: durationMs({ min: 1000 }),
     streamMaxAge: maxAge,
     streamMaxBytes: maxBytes,
@@ -324,9 +477,13 @@ const schema = z
     heartbeatInterval: durationMs({ min: 0 }),
     publishTimeout: durationMs({ min: 100 }),
     ordering: oneOf(['commit', 'key']),
+    startupTimeout: durationMs({ min: 0 }),
+    dlqKeyPolicy: oneOf(['park', 'skip']),
+    dlqMaxAttempts: integer(1, 1_000_000),
     autoMigrate: bool(),
     embedded: bool(),
     embeddedDir: z.string().min(1),
+    embeddedPostgres: oneOf(['auto', 'npm', 'system']),
     embeddedPgPort: integer(1, 65535),
     embeddedNatsPort: integer(1, 65535),
     configFile: z.string().optional(),
@@ -356,6 +513,12 @@ const schema = z
       } catch (err) {
         issue('outboxColumns', err instanceof Error ? err.message.replace(/^columns\./, '') : String(err));
       }
+      if (c.failoverSlot) {
+        issue(
+          'failoverSlot',
+          'SLUICE_MODE=poll uses no replication slot: unset SLUICE_FAILOVER_SLOT, or use SLUICE_MODE=stream',
+        );
+      }
     } else if (Object.keys(c.outboxColumns.poll).length > 0) {
       issue(
         'outboxColumns',
@@ -377,8 +540,78 @@ const schema = z
         'SLUICE_METRICS_USER and SLUICE_METRICS_PASSWORD go together: set both to protect /metrics with basic auth, or neither',
       );
     }
+    for (const rules of c.columns) {
+      if (!c.tables.some((t) => sameTable(t, rules.table))) {
+        issue(
+          'columns',
+          `${formatTableName(rules.table)} is not captured: column rules apply to tables of SLUICE_TABLES (${
+            c.tables.map(formatTableName).join(', ') || 'none'
+          })`,
+        );
+      }
+    }
+    const hashes = c.columns.some((r) => [...r.mask.values()].includes('hash'));
+    if (hashes && c.maskKey.length < 32) {
+      issue(
+        'maskKey',
+        c.maskKey === ''
+          ? 'column=hash in SLUICE_COLUMNS needs a secret key: set SLUICE_MASK_KEY (or SLUICE_MASK_KEY_FILE) to at least 32 random characters, e.g. `openssl rand -hex 32`'
+          : `must be at least 32 characters (it has ${c.maskKey.length}): a short key lets anyone who guesses it reverse the hashes of likely values; e.g. \`openssl rand -hex 32\``,
+      );
+    }
+    const pgFiles = unreadablePgFiles(c.databaseUrl);
+    if (pgFiles.length > 0) {
+      issue(
+        'databaseUrl',
+        `${pgFiles.join('; ')}: point it at a readable PEM file (e.g. sslrootcert=/etc/sluice/pg-ca.pem with sslmode=verify-full)`,
+      );
+    }
+    const urlCredentials = parseNatsServers(c.natsUrl);
+    const urlHasCredentials = urlCredentials.user !== undefined || urlCredentials.token !== undefined;
+    if ((c.natsUser === '') !== (c.natsPassword === '')) {
+      issue(
+        c.natsUser === '' ? 'natsUser' : 'natsPassword',
+        'SLUICE_NATS_USER and SLUICE_NATS_PASSWORD go together: set both, or neither',
+      );
+    }
+    const natsAuth = [
+      urlHasCredentials ? 'credentials in SLUICE_NATS_URL' : '',
+      c.natsUser !== '' ? 'SLUICE_NATS_USER' : '',
+      c.natsToken !== '' ? 'SLUICE_NATS_TOKEN' : '',
+      c.natsNkeySeed !== '' ? 'SLUICE_NATS_NKEY_SEED' : '',
+      c.natsCreds !== '' ? 'SLUICE_NATS_CREDS' : '',
+    ].filter((s) => s !== '');
+    if (natsAuth.length > 1) {
+      issue(
+        'natsUrl',
+        `NATS authentication is given more than once (${natsAuth.join(', ')}): a server account takes one way of signing in; keep one`,
+      );
+    }
+    if ((c.natsTlsCert === '') !== (c.natsTlsKey === '')) {
+      issue(
+        c.natsTlsCert === '' ? 'natsTlsCert' : 'natsTlsKey',
+        'SLUICE_NATS_TLS_CERT and SLUICE_NATS_TLS_KEY go together (a client certificate and its key)',
+      );
+    }
     if (c.embedded && c.embeddedPgPort === c.embeddedNatsPort) {
       issue('embeddedNatsPort', `the embedded Postgres already uses port ${c.embeddedPgPort}; pick another`);
+    }
+    checkMongo(c, issue);
+    if (!c.sources.includes('postgres')) {
+      if (c.tables.length > 0) {
+        issue(
+          'tables',
+          'captures Postgres tables: add postgres to SLUICE_SOURCES (postgres,mongodb), or leave SLUICE_TABLES empty',
+        );
+      }
+      if (c.columns.length > 0) {
+        // Column filters and masks apply to Postgres rows only: MongoDB documents would pass unfiltered.
+        issue(
+          'columns',
+          'filters and masks columns of Postgres tables only: MongoDB documents are published whole; remove SLUICE_COLUMNS or add postgres to SLUICE_SOURCES',
+        );
+      }
+      return;
     }
     if (c.mode === 'stream' && c.tables.length === 0 && !outbox && c.outboxMessagePrefix === null) {
       issue(
@@ -388,10 +621,67 @@ const schema = z
     }
   });
 
+/** The MongoDB settings: required with SLUICE_SOURCES=mongodb, refused without it (they would do nothing). */
+function checkMongo(
+  c: {
+    sources: SourceName[];
+    mongodbUrl: string;
+    mongodbDatabase: string;
+    mongodbCollections: string[] | null;
+    mongodbOutboxCollection: string | null;
+  },
+  issue: (key: SettingKey, message: string) => void,
+): void {
+  if (!c.sources.includes('mongodb')) {
+    const set: [SettingKey, boolean][] = [
+      ['mongodbUrl', c.mongodbUrl !== ''],
+      ['mongodbDatabase', c.mongodbDatabase !== ''],
+      ['mongodbCollections', c.mongodbCollections !== null],
+      ['mongodbOutboxCollection', c.mongodbOutboxCollection !== null],
+    ];
+    for (const [key, given] of set) {
+      if (given)
+        issue(
+          key,
+          'is set but SLUICE_SOURCES does not include mongodb: set SLUICE_SOURCES=mongodb (or postgres,mongodb)',
+        );
+    }
+    return;
+  }
+  const urls = c.mongodbUrl.trim();
+  if (urls === '') {
+    issue(
+      'mongodbUrl',
+      'is required with SLUICE_SOURCES=mongodb, e.g. mongodb://user:pass@db1,db2,db3/?replicaSet=rs0',
+    );
+  } else if (!/^mongodb(\+srv)?:\/\/[^/?#]+/.test(urls)) {
+    issue('mongodbUrl', 'expected a URL starting with mongodb:// or mongodb+srv://');
+  }
+  if (c.mongodbDatabase === '') {
+    issue('mongodbDatabase', 'is required with SLUICE_SOURCES=mongodb: name the database to watch');
+  } else if (
+    !MONGO_DATABASE.test(c.mongodbDatabase) ||
+    c.mongodbDatabase.includes('\u0000') ||
+    Buffer.byteLength(c.mongodbDatabase) > 63
+  ) {
+    issue(
+      'mongodbDatabase',
+      `"${c.mongodbDatabase}" is not a MongoDB database name (at most 63 bytes, none of / \\ . space " $ * < > : | ?)`,
+    );
+  }
+  const outbox = c.mongodbOutboxCollection;
+  if (outbox !== null && c.mongodbCollections?.includes(outbox)) {
+    issue(
+      'mongodbCollections',
+      `${outbox} is the outbox collection: its inserts are published as domain events, so it cannot also be captured as changes; remove it from SLUICE_MONGODB_COLLECTIONS`,
+    );
+  }
+}
+
 export type RelayConfig = z.output<typeof schema>;
 
 /** Where each value came from, for start-up logging (never the value of a secret). */
-export type ConfigSources = Partial<Record<SettingKey, 'default' | 'file' | 'env' | 'flag'>>;
+export type ConfigSources = Partial<Record<SettingKey, 'default' | 'file' | 'env' | 'env_file' | 'flag'>>;
 
 export interface LoadedConfig {
   config: RelayConfig;
@@ -431,7 +721,7 @@ function isBooleanWord(arg: string | undefined): boolean {
 }
 
 /** Settings whose file value keeps its JSON shape: tables may be `{ schema, table }` objects. */
-const STRUCTURED_IN_FILE = new Set<string>(['tables', 'outboxTable']);
+const STRUCTURED_IN_FILE = new Set<string>(['tables', 'outboxTable', 'columns']);
 
 function readConfigFile(path: string): Record<string, unknown> {
   let parsed: unknown;
@@ -459,6 +749,34 @@ function readConfigFile(path: string): Record<string, unknown> {
   return out;
 }
 
+/**
+ * `<VARIABLE>_FILE=/path`: the setting's value is the file's contents (Docker and Kubernetes
+ * secrets are files), without the trailing newline an editor or `echo` leaves. Works for every
+ * setting; setting both the variable and its _FILE is an error, as it is ambiguous.
+ */
+function readEnvFile(env: NodeJS.ProcessEnv, spec: SettingSpec): string | undefined {
+  const fileVar = `${spec.env}_FILE`;
+  const path = env[fileVar];
+  if (path === undefined || path === '') return undefined;
+  if (env[spec.env] !== undefined && env[spec.env] !== '') {
+    throw new ConfigError(fileVar, `both ${spec.env} and ${fileVar} are set`, {
+      hint: `unset one of them: ${fileVar} names a file holding the value of ${spec.env}`,
+    });
+  }
+  try {
+    return readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
+  } catch (cause) {
+    throw new ConfigError(
+      fileVar,
+      `cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`,
+      {
+        cause,
+        hint: `point ${fileVar} at a readable file holding the value of ${spec.env}`,
+      },
+    );
+  }
+}
+
 function describe(spec: SettingSpec): string {
   return `${spec.env} (${spec.flag})`;
 }
@@ -480,10 +798,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[] = [])
     const envValue = [spec.env, ...(('envFallbacks' in spec ? spec.envFallbacks : []) as string[])]
       .map((name) => env[name])
       .find((v) => v !== undefined && v !== '');
+    const fromEnvFile = key === 'configFile' ? undefined : readEnvFile(env, spec);
     let value: unknown;
     if (flags[key] !== undefined) {
       value = flags[key];
       sources[key] = 'flag';
+    } else if (fromEnvFile !== undefined) {
+      value = fromEnvFile;
+      sources[key] = 'env_file';
     } else if (envValue !== undefined) {
       value = envValue;
       sources[key] = 'env';

@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import {
+  BinaryNotFoundError,
   claimDirectory,
   createNats,
   createPostgres,
@@ -7,14 +9,17 @@ import {
   DirectoryInUseError,
   EmbeddedServerError,
   findNatsServer,
-  findPostgresBinDir,
   type NatsInstance,
   natsSearchPath,
   PortInUseError,
+  type PostgresBinaries,
   type PostgresInstance,
-  postgresSearchPath,
+  postgresBinaries,
 } from '@sluice/embedded';
+import type { TableRef } from '@sluice/source-postgres';
 import type { ConfigSources, RelayConfig } from './config.js';
+import { DEMO_SCHEMA_SQL, DEMO_TABLE } from './demo-schema.js';
+import { writeEndpoints } from './local-servers.js';
 import type { RelayLogger } from './logger.js';
 
 export interface EmbeddedServers {
@@ -22,6 +27,8 @@ export interface EmbeddedServers {
   databaseUrl?: string;
   /** The embedded nats-server's URL, when it replaces the default SLUICE_NATS_URL. */
   natsUrl?: string;
+  /** demo.orders, when the embedded Postgres serves and SLUICE_TABLES was left unset. */
+  tables?: TableRef[];
   /** A SIGTERM or SIGINT arrived while they started: the relay should not start at all. */
   stopRequested: boolean;
   /** Stops them (Postgres fast shutdown, nats-server SIGTERM); call once the relay has drained. */
@@ -37,12 +44,17 @@ export async function startEmbedded(
   config: RelayConfig,
   sources: ConfigSources,
   logger: RelayLogger,
+  stopRequest: AbortSignal,
 ): Promise<EmbeddedServers> {
   const log = logger.child({ component: 'embedded' });
-  const wantPostgres = sources.databaseUrl === 'default';
-  const wantNats = sources.natsUrl === 'default' && config.sink === 'nats';
+  const wantPostgres = sources.databaseUrl === 'default' && config.sources.includes('postgres');
+  const wantNats = wantsEmbeddedNats(config, sources);
   const kept = [
-    wantPostgres ? undefined : 'SLUICE_DATABASE_URL is set: using that Postgres',
+    wantPostgres
+      ? undefined
+      : config.sources.includes('postgres')
+        ? 'SLUICE_DATABASE_URL is set: using that Postgres'
+        : 'SLUICE_SOURCES has no postgres',
     wantNats
       ? undefined
       : config.sink === 'nats'
@@ -54,16 +66,9 @@ export async function startEmbedded(
     return { stopRequested: false, stop: async () => {} };
   }
 
-  // Checked before anything starts, so the message can name both ways out.
-  const binDir = wantPostgres ? findPostgresBinDir() : undefined;
-  if (wantPostgres && !binDir) {
-    throw new EmbeddedServerError(
-      `embedded Postgres: no Postgres server binaries (postgres, initdb) in ${postgresSearchPath()}`,
-      {
-        hint: 'install postgresql (apt-get install -y postgresql) or set SLUICE_DATABASE_URL to a Postgres with wal_level=logical',
-      },
-    );
-  }
+  const dir = path.resolve(config.embeddedDir);
+  // Checked before anything starts, so the message can name every way out.
+  const binaries = wantPostgres ? choosePostgres(config, path.join(dir, 'postgres', 'data')) : undefined;
   const natsBinary = wantNats ? findNatsServer() : undefined;
   if (wantNats && !natsBinary) {
     throw new EmbeddedServerError(`embedded NATS: no nats-server in ${natsSearchPath()}`, {
@@ -71,7 +76,6 @@ export async function startEmbedded(
     });
   }
 
-  const dir = path.resolve(config.embeddedDir);
   let claim: DirectoryClaim;
   try {
     claim = claimDirectory(dir);
@@ -83,17 +87,14 @@ export async function startEmbedded(
     });
   }
 
-  let stopRequested = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopRequested) {
-      // The exit hook below still asks the servers to shut down.
-      log.warn({ signal }, 'second signal: exiting without waiting for the embedded servers');
-      logger.flush();
-      process.exit(130);
-    }
-    stopRequested = true;
-    log.info({ signal }, 'stopping: the embedded servers stop as soon as they have started');
+  // A second signal exits at once (see stop-signals.ts); the exit hook below still stops the servers.
+  const onStopRequest = () => {
+    log.info(
+      { signal: stopRequest.reason },
+      'stopping: the embedded servers stop as soon as they have started',
+    );
   };
+  stopRequest.addEventListener('abort', onStopRequest, { once: true });
   let postgres: PostgresInstance | undefined;
   let nats: NatsInstance | undefined;
   // A second signal or a crash ends the process without `stop`: ask the servers to shut down anyway.
@@ -102,8 +103,6 @@ export async function startEmbedded(
     nats?.requestStop();
     claim.release();
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
   process.on('exit', onExit);
 
   let stopping: Promise<void> | undefined;
@@ -125,7 +124,7 @@ export async function startEmbedded(
       postgres = await createPostgres({
         dir: path.join(dir, 'postgres'),
         port: config.embeddedPgPort,
-        binDir: binDir as string,
+        binDir: (binaries as PostgresBinaries).binDir,
         logger: log,
       });
     }
@@ -146,21 +145,37 @@ export async function startEmbedded(
     await stop();
     throw err;
   } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    stopRequest.removeEventListener('abort', onStopRequest);
   }
 
   const postgresUrl = postgres?.url();
   const natsUrl = nats?.url;
+  // The demo table ships with the embedded Postgres, so `sluice demo` shows row changes out of the box.
+  const tables =
+    postgres && sources.tables === 'default' && config.mode === 'stream' ? [DEMO_TABLE] : undefined;
+  if (postgres && tables) {
+    await postgres.query(DEMO_SCHEMA_SQL).catch(async (err: unknown) => {
+      await stop();
+      throw err;
+    });
+  }
+  writeEndpoints(dir, {
+    ...(postgresUrl ? { databaseUrl: postgresUrl } : {}),
+    ...(natsUrl ? { natsUrl } : {}),
+    sink: config.sink,
+    pid: process.pid,
+  });
   const tell = [
     postgresUrl ? `connect your application to ${postgresUrl}` : undefined,
     natsUrl ? `subscribers to ${natsUrl}` : undefined,
+    tables ? 'capturing demo.orders (SLUICE_TABLES unset; `npx sluice demo` writes to it)' : undefined,
     ...kept,
   ].filter((s) => s !== undefined);
   log.info(
     {
       postgresUrl,
       natsUrl,
+      ...(binaries ? { postgres: `${binaries.version} (${binaries.origin})` } : {}),
       dir,
       logs: [postgres?.logFile, nats?.logFile].filter((f) => f !== undefined),
     },
@@ -169,9 +184,72 @@ export async function startEmbedded(
   return {
     ...(postgresUrl ? { databaseUrl: postgresUrl } : {}),
     ...(natsUrl ? { natsUrl } : {}),
-    stopRequested,
+    ...(tables ? { tables } : {}),
+    stopRequested: stopRequest.aborted,
     stop,
   };
+}
+
+/**
+ * --embedded with SLUICE_NATS_URL and SLUICE_SINK left at their defaults: a local nats-server is
+ * wanted, and where there is none the events go to stdout instead (see `embeddedSinkFallback`).
+ */
+function wantsEmbeddedNats(config: RelayConfig, sources: ConfigSources): boolean {
+  return config.embedded && sources.natsUrl === 'default' && config.sink === 'nats';
+}
+
+/**
+ * `npm start` on a machine without nats-server: the relay writes events to stdout as NDJSON rather
+ * than stopping, when nothing asked for NATS (SLUICE_SINK and SLUICE_NATS_URL unset). Returns the
+ * one line to log about it, or undefined when NATS stays. Decided before the logger exists: with
+ * the stdout sink, logs go to stderr.
+ */
+export function embeddedSinkFallback(config: RelayConfig, sources: ConfigSources): string | undefined {
+  if (!wantsEmbeddedNats(config, sources) || sources.sink !== 'default') return undefined;
+  if (findNatsServer()) return undefined;
+  return (
+    `no nats-server found (looked in ${natsSearchPath()}): events go to stdout as NDJSON, one per line. ` +
+    'To publish them to JetStream instead, install nats-server (apt-get install -y nats-server, brew install nats-server, ' +
+    'or a release from github.com/nats-io/nats-server) and start again, or set SLUICE_NATS_URL to a NATS server with JetStream'
+  );
+}
+
+/**
+ * The Postgres binaries for the embedded cluster. `auto` takes npm's unless a data directory made
+ * by another major version exists and the system has that version: upgrading the project's
+ * dependencies must not strand a developer's local data.
+ */
+function choosePostgres(config: RelayConfig, dataDir: string): PostgresBinaries {
+  const hint = 'or set SLUICE_DATABASE_URL to a Postgres with wal_level=logical';
+  const pick = (source: 'npm' | 'system' | 'auto'): PostgresBinaries => {
+    try {
+      return postgresBinaries({ source });
+    } catch (err) {
+      if (!(err instanceof BinaryNotFoundError)) throw err;
+      // The message without the fix line that SluiceError appends: the hint is extended below.
+      const what = err.hint ? err.message.slice(0, err.message.lastIndexOf('\n  fix: ')) : err.message;
+      throw new BinaryNotFoundError(`embedded Postgres: ${what}`, {
+        cause: err,
+        hint: `${err.hint ?? ''} ${hint}`.trim(),
+      });
+    }
+  };
+  const chosen = pick(config.embeddedPostgres);
+  if (config.embeddedPostgres !== 'auto' || chosen.source !== 'npm') return chosen;
+  let clusterMajor: number;
+  try {
+    clusterMajor = Number.parseInt(fs.readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8'), 10);
+  } catch {
+    return chosen;
+  }
+  if (clusterMajor === chosen.major) return chosen;
+  try {
+    const system = postgresBinaries({ source: 'system' });
+    if (system.major === clusterMajor) return system;
+  } catch {
+    // No system Postgres: the launcher's version check says what to do.
+  }
+  return chosen;
 }
 
 /** A port conflict is fixed with a setting the relay knows and the launcher does not. */

@@ -4,7 +4,9 @@ import type { OutboxColumns } from '@sluice/outbox';
 import { createPipeline, type Pipeline } from '@sluice/pipeline';
 import type pg from 'pg';
 import type { RelayConfig } from './config.js';
+import type { DeadLetterKeeper } from './dead-letters.js';
 import type { RelayLogger } from './logger.js';
+import type { StartupDeadline } from './retry.js';
 
 // With the sink's own close (at most the publish timeout) this keeps a stop under 30 s, the
 // default grace period of Kubernetes and of the README's promise.
@@ -20,12 +22,22 @@ export interface ModeContext {
   /** Control connections (migrations, checks, snapshot); the sources open their own as they need. */
   pool: pg.Pool;
   sink: Sink;
+  /** Set aside what the sink refuses for good (NATS sink); without it such an event stops the relay. */
+  deadLetters?: DeadLetterKeeper;
   signal: AbortSignal;
+  /** Start-up gives up on an unreachable server past it (SLUICE_STARTUP_TIMEOUT); streaming never does. */
+  startupDeadline: StartupDeadline | undefined;
   /** Stops the relay with this error (exit 1, or 2 for a ConfigError). */
   failWith(err: unknown): void;
   /** What /readyz reports for Postgres. */
   setSourceStatus(status: () => ComponentStatus): void;
 }
+
+/** What a pipeline needs of the relay: any source's mode can build one from it. */
+export type PipelineContext = Pick<
+  ModeContext,
+  'config' | 'logger' | 'metrics' | 'sink' | 'failWith' | 'deadLetters'
+>;
 
 /** Sluice's own tables as the check phase sees them: `pending` migrations create or change them. */
 export interface OwnTables {
@@ -52,7 +64,7 @@ export function changedByMigrations(own: OwnTables, table: { schema: string; tab
  * The pipeline between a source and the sink, created once the source exists. `drain` is for the
  * source's `drainOnStop`: it may be called before the pipeline exists (a stop during start-up).
  */
-export function lazyPipeline<C>(ctx: ModeContext, compareCursor: (a: C, b: C) => number) {
+export function lazyPipeline<C>(ctx: PipelineContext, compareCursor?: (a: C, b: C) => number) {
   let pipeline: Pipeline<C> | undefined;
   return {
     create(source: Source<C>): Pipeline<C> {
@@ -66,6 +78,10 @@ export function lazyPipeline<C>(ctx: ModeContext, compareCursor: (a: C, b: C) =>
         onFatal: ctx.failWith,
         compareCursor,
         ordering: ctx.config.ordering,
+        retry: { maxUnclassifiedAttempts: ctx.config.dlqMaxAttempts },
+        ...(ctx.deadLetters
+          ? { onPermanentFailure: ctx.deadLetters.onPermanentFailure, parking: ctx.deadLetters.parking }
+          : {}),
       });
       return pipeline;
     },

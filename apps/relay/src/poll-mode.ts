@@ -26,6 +26,7 @@ export function pollMode(ctx: ModeContext): RelayMode {
     batchSize: config.pollBatchSize,
     intervalMs: config.pollInterval,
     drainOnStop: pipeline.drain,
+    invalidRows: ctx.deadLetters ? 'dead-letter' : 'stop',
     logger: logger.child({ component: 'source-outbox-poll' }),
     metrics,
   });
@@ -34,6 +35,7 @@ export function pollMode(ctx: ModeContext): RelayMode {
     retryRetriable('checking the outbox table for polling', () => source.prepare(), {
       logger,
       signal,
+      deadline: ctx.startupDeadline,
       onRetry: () => metrics.reconnect('postgres'),
     });
 

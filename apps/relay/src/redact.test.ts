@@ -96,4 +96,29 @@ describe('redaction of awkward credentials', () => {
       metricsUser: 'prom',
     });
   });
+
+  it('masks nkey seeds, private keys and the seed of a .creds file wherever they appear', () => {
+    const seed = `SU${'A'.repeat(40)}BCDEFGHIJKLMNOPQ`;
+    expect(seed).toHaveLength(58);
+    expect(redactString(`bad seed ${seed} given`)).toBe('bad seed S*** given');
+    const creds = [
+      '-----BEGIN NATS USER JWT-----',
+      'eyJ0eXAi.public.jwt',
+      '------END NATS USER JWT------',
+      '-----BEGIN USER NKEY SEED-----',
+      seed,
+      '------END USER NKEY SEED------',
+    ].join('\n');
+    const out = redactString(`creds: ${creds}`);
+    expect(out).not.toContain(seed);
+    expect(out).toContain('eyJ0eXAi.public.jwt');
+    const key = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----';
+    expect(redactString(key)).toBe('-----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY-----');
+  });
+
+  it('masks the new secret settings by name (nkey seed, creds, TLS key, mask key)', () => {
+    expect(
+      redactValue({ natsNkeySeed: 'x', natsCreds: 'y', natsTlsKey: 'z', maskKey: 'k', natsToken: 't' }),
+    ).toEqual({ natsNkeySeed: '***', natsCreds: '***', natsTlsKey: '***', maskKey: '***', natsToken: '***' });
+  });
 });

@@ -8,9 +8,18 @@ const NATS_TOKEN = /\b((?:nats|tls|ws|wss):\/\/)([^:/?#\s@]+)@/gi;
 // `password=`, `PGPASSWORD=`, `sslpassword=`, `?token=` and the like.
 const KV_PASSWORD = /\b(\w*?(?:password|passwd|pass|token|secret))(\s*=\s*)('[^']*'|"[^"]*"|[^\s&;]+)/gi;
 
+// An nkey seed: S, the key type, then base32 (58 characters in all). A seed signs as its user.
+const NKEY_SEED = /\bS[UAOCNPX][A-Z2-7]{56}\b/g;
+// A PEM private key block, and a .creds file's seed block: everything between BEGIN and END.
+const PEM_SECRET =
+  /(-----BEGIN [A-Z ]*(?:PRIVATE KEY|NKEY SEED)-----)[\s\S]*?(-----END [A-Z ]*(?:PRIVATE KEY|NKEY SEED)-----|$)/g;
+
 export function redactString(text: string): string {
-  if (!text.includes('://') && !/pass|token|secret/i.test(text)) return text;
-  return text.replace(URL_PASSWORD, '$1***@').replace(NATS_TOKEN, '$1***@').replace(KV_PASSWORD, '$1$2***');
+  let out = text;
+  if (out.includes('-----BEGIN')) out = out.replace(PEM_SECRET, '$1***$2');
+  if (/S[UAOCNPX][A-Z2-7]{56}/.test(out)) out = out.replace(NKEY_SEED, 'S***');
+  if (!out.includes('://') && !/pass|token|secret/i.test(out)) return out;
+  return out.replace(URL_PASSWORD, '$1***@').replace(NATS_TOKEN, '$1***@').replace(KV_PASSWORD, '$1$2***');
 }
 
 /**
@@ -35,7 +44,8 @@ export function redactUrlSetting(value: string): string {
 }
 
 // Also camelCase settings ending in one of these words (metricsPassword).
-const SECRET_KEYS = /^(\w*(password|passwd|token|secret)|pass|authorization|databaseUrl|natsUrl)$/i;
+const SECRET_KEYS =
+  /^(\w*(password|passwd|token|secret|seed|creds|tlsKey|privateKey|maskKey)|pass|authorization|databaseUrl|natsUrl|mongodbUrl)$/i;
 
 /** Deep copy with every string scrubbed and secret-named fields masked. Cycles are cut. */
 export function redactValue(value: unknown, seen = new WeakSet<object>()): unknown {

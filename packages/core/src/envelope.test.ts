@@ -133,6 +133,18 @@ describe('encodeEnvelope', () => {
     expect(encodeEnvelope(raw)).toBe(JSON.stringify(toEnvelope(shuffled)));
   });
 
+  it('writes exactly JSON.stringify(toEnvelope(event)) for every shape of event', () => {
+    const shapes: ChangeEvent[] = [
+      update,
+      { ...update, changed: [], unchanged: [] },
+      { ...update, op: 'delete', key: null, before: { 'a"b': 'x\u0000y', ü: 1.5 }, after: null },
+      { ...update, op: 'truncate', key: null, before: null, after: null, schema: 'my "s"', table: 'Ünï\n' },
+      { ...update, source: { ...source, xid: null, snapshot: 'snap-1', lsn: '1A/0', seq: 12345 } },
+      { ...update, after: { n: 1, b: true, z: null, arr: ['a', 1, null], obj: { k: 'v' } } },
+    ];
+    for (const event of shapes) expect(encodeEnvelope(event)).toBe(JSON.stringify(toEnvelope(event)));
+  });
+
   it('publishes an outbox payload verbatim, whitespace and key order included', () => {
     const payload = '{ "b": 1,\n  "a": [2, 3] }';
     const outbox: OutboxEvent = {

@@ -1,4 +1,4 @@
-import type { ChangeEvent, RelayEvent, SourceInfo } from './events.js';
+import type { ChangeEvent, RelayEvent, SourceInfo, UpdateDescription } from './events.js';
 import { containsRawJson, encodeJson, type Row } from './json.js';
 
 /**
@@ -15,6 +15,7 @@ export type ChangeEnvelope = Omit<ChangeEvent, 'kind' | 'id'>;
  */
 export function toEnvelope(event: ChangeEvent): ChangeEnvelope {
   const source = copySource(event.source);
+  if (event.updateDescription !== undefined || event.to !== undefined) return mongoEnvelope(event, source);
   // Two literals rather than a spread: each keeps one fixed shape (JSON.stringify is on the hot path).
   return event.changed === undefined
     ? {
@@ -40,6 +41,30 @@ export function toEnvelope(event: ChangeEvent): ChangeEnvelope {
       };
 }
 
+/** A MongoDB update (`updateDescription` after `after`) or rename (`to` after `table`). */
+function mongoEnvelope(event: ChangeEvent, source: SourceInfo): ChangeEnvelope {
+  const out: ChangeEnvelope = { op: event.op, schema: event.schema, table: event.table } as ChangeEnvelope;
+  if (event.to !== undefined) out.to = { schema: event.to.schema, table: event.to.table };
+  out.key = event.key;
+  out.before = event.before;
+  out.after = event.after;
+  if (event.changed !== undefined) out.changed = event.changed;
+  if (event.updateDescription !== undefined) out.updateDescription = copyUpdate(event.updateDescription);
+  out.unchanged = event.unchanged;
+  out.source = source;
+  return out;
+}
+
+function copyUpdate(u: UpdateDescription): UpdateDescription {
+  const out: UpdateDescription = {
+    updatedFields: u.updatedFields,
+    removedFields: u.removedFields,
+    truncatedArrays: u.truncatedArrays,
+  };
+  if (u.disambiguatedPaths !== undefined) out.disambiguatedPaths = u.disambiguatedPaths;
+  return out;
+}
+
 /** `source` with its fields in the documented order, whatever order the event was built in. */
 export function copySource(s: SourceInfo): SourceInfo {
   return {
@@ -55,11 +80,48 @@ export function copySource(s: SourceInfo): SourceInfo {
 /**
  * The message body: the change envelope as JSON (json/jsonb values and floats embedded verbatim,
  * see RawJson), or an outbox event's payload text verbatim.
+ *
+ * The same text as `JSON.stringify(toEnvelope(event))`. A row change is written without building
+ * the envelope object: the fixed keys are literals, and rows without raw values (no json, jsonb or
+ * float columns) take JSON.stringify's native path.
  */
 export function encodeEnvelope(event: RelayEvent): string {
   if (event.kind === 'outbox') return event.payload;
-  // Rows without raw values (no json, jsonb or float columns) take JSON.stringify's native path.
-  if (!containsRawJson(event.key) && !containsRawJson(event.before) && !containsRawJson(event.after)) {
+  if (event.updateDescription !== undefined || event.to !== undefined) return encodeMongo(event);
+  const s = event.source;
+  const changed = event.changed === undefined ? '' : `,"changed":${JSON.stringify(event.changed)}`;
+  const unchanged = event.unchanged.length === 0 ? '[]' : JSON.stringify(event.unchanged);
+  return (
+    `{"op":${quoted(event.op)},"schema":${quoted(event.schema)},"table":${quoted(event.table)},` +
+    `"key":${row(event.key)},"before":${row(event.before)},"after":${row(event.after)}${changed},` +
+    `"unchanged":${unchanged},"source":{"lsn":${JSON.stringify(s.lsn)},` +
+    `"commitLsn":${JSON.stringify(s.commitLsn)},"xid":${s.xid == null ? 'null' : JSON.stringify(s.xid)},` +
+    `"commitTime":${JSON.stringify(s.commitTime)},"seq":${JSON.stringify(s.seq)},` +
+    `"snapshot":${s.snapshot == null ? 'null' : JSON.stringify(s.snapshot)}}}`
+  );
+}
+
+// Ops, schemas and table names repeat on every event: quote each once. Bounded for odd data.
+const quotedNames = new Map<string, string>();
+const MAX_QUOTED_NAMES = 10_000;
+
+function quoted(name: string): string {
+  let q = quotedNames.get(name);
+  if (q === undefined) {
+    q = JSON.stringify(name);
+    if (quotedNames.size < MAX_QUOTED_NAMES) quotedNames.set(name, q);
+  }
+  return q;
+}
+
+/** A MongoDB update or rename: `to` and `updateDescription` in their places. */
+function encodeMongo(event: ChangeEvent): string {
+  if (
+    !containsRawJson(event.key) &&
+    !containsRawJson(event.before) &&
+    !containsRawJson(event.after) &&
+    (event.updateDescription === undefined || !containsRawJson(event.updateDescription.updatedFields))
+  ) {
     return JSON.stringify(toEnvelope(event));
   }
   return encodeWithRawJson(event);
@@ -68,14 +130,27 @@ export function encodeEnvelope(event: RelayEvent): string {
 /** The same text as JSON.stringify(toEnvelope(event)), with RawJson values written verbatim. */
 function encodeWithRawJson(event: ChangeEvent): string {
   const changed = event.changed === undefined ? '' : `,"changed":${JSON.stringify(event.changed)}`;
+  const to =
+    event.to === undefined
+      ? ''
+      : `,"to":${JSON.stringify({ schema: event.to.schema, table: event.to.table })}`;
+  let update = '';
+  if (event.updateDescription !== undefined) {
+    const u = copyUpdate(event.updateDescription);
+    const { updatedFields, ...rest } = u;
+    const tail = JSON.stringify(rest).slice(1);
+    update = `,"updateDescription":{"updatedFields":${encodeJson(updatedFields)},${tail}`;
+  }
   return (
     `{"op":${JSON.stringify(event.op)},"schema":${JSON.stringify(event.schema)},` +
-    `"table":${JSON.stringify(event.table)},"key":${row(event.key)},"before":${row(event.before)},` +
-    `"after":${row(event.after)}${changed},"unchanged":${JSON.stringify(event.unchanged)},` +
+    `"table":${JSON.stringify(event.table)}${to},"key":${row(event.key)},"before":${row(event.before)},` +
+    `"after":${row(event.after)}${changed}${update},"unchanged":${JSON.stringify(event.unchanged)},` +
     `"source":${JSON.stringify(copySource(event.source))}}`
   );
 }
 
 function row(value: Row | null): string {
-  return value === null ? 'null' : encodeJson(value);
+  if (value === null) return 'null';
+  // Only a row holding a raw value needs the slower walk; JSON.stringify writes the rest natively.
+  return containsRawJson(value) ? encodeJson(value) : JSON.stringify(value);
 }

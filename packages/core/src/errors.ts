@@ -54,3 +54,45 @@ export class ConfigError extends PermanentError {
 export function isRetriable(err: unknown): boolean {
   return err instanceof SluiceError ? err.retriable : false;
 }
+
+/**
+ * OpenSSL's codes (as Node reports them) for a peer certificate that does not verify: another CA,
+ * self-signed, expired, or issued for another name. Retrying cannot help; a person fixes the CA
+ * file or the host name.
+ */
+const CERTIFICATE_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * The certificate problem behind `err` (its code and message), looking through causes, or
+ * undefined when it is no certificate verification failure.
+ */
+export function certificateFailure(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (typeof code === 'string' && CERTIFICATE_CODES.has(code)) return `${code}: ${e.message}`;
+  }
+  return undefined;
+}
+
+/**
+ * A sink that keeps call order gave an event back unpublished (see `Sink.setAside`): not a
+ * failure, the pipeline parks it behind the dead letter of its key.
+ */
+export class WithdrawnError extends Error {
+  constructor(eventId: string) {
+    super(`event ${eventId} was withdrawn unpublished: its key is parked behind a dead letter`);
+    this.name = 'WithdrawnError';
+  }
+}

@@ -1,6 +1,34 @@
 import { type Row, sameJson, stableJson } from './json.js';
 
-export type ChangeOp = 'insert' | 'update' | 'delete' | 'truncate' | 'read';
+/**
+ * What happened. Postgres gives insert, update, delete, truncate (and read for snapshots);
+ * MongoDB change streams add replace (a whole document swapped), drop and rename of a collection,
+ * dropDatabase, and invalidate (the change stream ended; the source reopens it after the event).
+ */
+export type ChangeOp =
+  | 'insert'
+  | 'update'
+  | 'delete'
+  | 'truncate'
+  | 'read'
+  | 'replace'
+  | 'drop'
+  | 'rename'
+  | 'dropDatabase'
+  | 'invalidate';
+
+/**
+ * A MongoDB update as the change stream describes it, values in Sluice's Extended JSON (see
+ * @sluice/source-mongo): dotted paths set to their new value, paths removed, and arrays cut to a
+ * new length (`newSize`), in the order the server reported them.
+ */
+export interface UpdateDescription {
+  updatedFields: Row;
+  removedFields: string[];
+  truncatedArrays: { field: string; newSize: number }[];
+  /** MongoDB 6.1+: for a dotted path that is ambiguous (a numeric field name, a dot in a name), its parts. */
+  disambiguatedPaths?: Record<string, (string | number)[]>;
+}
 
 /**
  * Where an event came from. LSNs are the textual `X/Y` form so subscribers in any language can
@@ -40,6 +68,10 @@ export interface ChangeEvent {
   changed?: string[];
   /** Unchanged TOAST columns: absent from `after`, never reported as null. */
   unchanged: string[];
+  /** MongoDB updates only: the fields set, removed and truncated (`after` is the looked-up document). */
+  updateDescription?: UpdateDescription;
+  /** MongoDB renames only: the collection's new namespace (`schema`/`table` name the old one). */
+  to?: { schema: string; table: string };
   source: SourceInfo;
 }
 
@@ -55,6 +87,12 @@ export interface OutboxEvent {
   payload: string;
   headers: Record<string, string>;
   source: SourceInfo;
+  /**
+   * Set by a source for a row that cannot be an event (poll mode: a payload that is not JSON, a
+   * missing type): the pipeline dead-letters it in its key's order instead of publishing it.
+   * `code` is a bounded label, `message` says what is wrong and how to fix it.
+   */
+  invalid?: { code: string; message: string };
 }
 
 export type RelayEvent = ChangeEvent | OutboxEvent;
@@ -65,8 +103,20 @@ export type RelayEvent = ChangeEvent | OutboxEvent;
  */
 export function orderingKey(event: RelayEvent): string {
   if (event.kind === 'outbox') return `o\u0000${event.aggregateType}\u0000${event.aggregateId}`;
-  if (event.op === 'truncate' || event.key === null) return `t\u0000${event.schema}\u0000${event.table}`;
+  if (event.key === null || isTableEvent(event)) return `t\u0000${event.schema}\u0000${event.table}`;
   return `r\u0000${event.schema}\u0000${event.table}\u0000${stableJson(event.key)}`;
+}
+
+/**
+ * A change that concerns its whole table (Postgres truncate; MongoDB drop, rename, dropDatabase,
+ * invalidate): it must not pass earlier events of the table, and later ones must not pass it.
+ */
+export function isTableEvent(event: RelayEvent): boolean {
+  if (event.kind !== 'change') return false;
+  const op = event.op;
+  return (
+    op === 'truncate' || op === 'drop' || op === 'rename' || op === 'dropDatabase' || op === 'invalidate'
+  );
 }
 
 /**

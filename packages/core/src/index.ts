@@ -1,3 +1,4 @@
+export * from './column-policy.js';
 export * from './contracts.js';
 export * from './envelope.js';
 export * from './errors.js';

@@ -154,6 +154,12 @@ export function stableJson(value: JsonValue): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
   if (isRawJson(value)) return value.json;
-  const keys = Object.keys(value).sort();
+  const keys = Object.keys(value);
+  // A one-column key (the usual primary key) needs no sort and no intermediate array.
+  if (keys.length === 1) {
+    const k = keys[0] as string;
+    return `{${JSON.stringify(k)}:${stableJson(value[k] as JsonValue)}}`;
+  }
+  keys.sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(value[k] as JsonValue)}`).join(',')}}`;
 }

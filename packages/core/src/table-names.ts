@@ -72,19 +72,53 @@ const isSpace = (c: string | undefined) =>
 
 /** Splits a comma list of table names; a comma inside double quotes belongs to the name. */
 export function splitTableList(text: string): string[] {
+  return splitOutsideQuotes(text, ',')
+    .map((e) => e.trim())
+    .filter((e) => e.length > 0);
+}
+
+/** Splits `text` at every `separator` outside double quotes (entries are not trimmed). */
+export function splitOutsideQuotes(text: string, separator: string): string[] {
   const entries: string[] = [];
   let quoted = false;
   let start = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (c === '"') quoted = !quoted;
-    else if (c === ',' && !quoted) {
+    else if (c === separator && !quoted) {
       entries.push(text.slice(start, i));
       start = i + 1;
     }
   }
   entries.push(text.slice(start));
-  return entries.map((e) => e.trim()).filter((e) => e.length > 0);
+  return entries;
+}
+
+/** The index of the first `char` outside double quotes, or -1. */
+export function indexOutsideQuotes(text: string, char: string): number {
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') quoted = !quoted;
+    else if (c === char && !quoted) return i;
+  }
+  return -1;
+}
+
+/**
+ * One name written as in SQL, such as a column: `Email` is `email`, `"Email"` keeps its case.
+ * Throws TableNameError quoting the entry, with the fix.
+ */
+export function parseIdentifier(entry: string): string {
+  const parts = readParts(entry);
+  if (parts.length !== 1) {
+    throw new TableNameError(
+      entry,
+      `has ${parts.length} dot-separated parts, but a column is one name`,
+      `double-quote a name that contains a dot: ${formatIdentifier(entry.trim())}`,
+    );
+  }
+  return (parts[0] as Part).name;
 }
 
 interface Part {

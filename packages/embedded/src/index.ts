@@ -1,9 +1,14 @@
 // Local Postgres (wal_level=logical) and nats-server -js launchers with persistent data directories:
 // the relay's embedded servers (`sluice run --embedded`) and the testkit's throwaway ones.
 export {
+  embeddedPostgresPackage,
   findNatsServer,
+  findNpmPostgresBinDir,
   findPostgresBinDir,
   natsSearchPath,
+  type PostgresBinaries,
+  type PostgresSource,
+  postgresBinaries,
   postgresSearchPath,
   requireNatsServer,
   requirePostgresBinDir,

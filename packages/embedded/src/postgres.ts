@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { type Logger, silentLogger } from '@sluice/core';
@@ -90,16 +92,21 @@ const STOP_TIMEOUT_MS = 30_000;
  * directory (owned by the `postgres` OS user when we are root: Postgres refuses to run as root).
  */
 export async function createPostgres(options: PostgresOptions): Promise<PostgresInstance> {
-  const binDir = options.binDir ?? requirePostgresBinDir();
-  const runAs = process.getuid?.() === 0 ? osUser('postgres') : undefined;
+  let binDir = options.binDir ?? requirePostgresBinDir();
+  const runAs = process.getuid?.() === 0 ? serverUser() : undefined;
   const dir = path.resolve(options.dir);
   await fsp.mkdir(dir, { recursive: true });
   if (runAs) {
     await fsp.chown(dir, runAs.uid, runAs.gid);
     assertReachable(dir, runAs);
+    // npm's binaries live in the project (node_modules), which may sit under a private home
+    // (/root): then the server user runs a copy of them that it can reach.
+    if (unreachableAncestor(path.join(binDir, 'postgres'), runAs) !== undefined) {
+      binDir = await reachableCopy(binDir, runAs, options.logger ?? silentLogger);
+    }
   }
   await fsp.chmod(dir, 0o700);
-  return new LocalPostgres(binDir, runAs, dir, options);
+  return new LocalPostgres(binDir, runAs && { uid: runAs.uid, gid: runAs.gid }, dir, options);
 }
 
 class LocalPostgres extends ManagedServer implements PostgresInstance {
@@ -161,6 +168,8 @@ class LocalPostgres extends ManagedServer implements PostgresInstance {
         },
       );
     }
+    // The one slow step of a first start (seconds): say what is happening.
+    this.logger.info({ dataDir: this.dataDir }, `creating a Postgres cluster in ${this.dataDir} (initdb)`);
     const args = ['-D', this.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C'];
     if (!this.durable) args.push('--no-sync');
     try {
@@ -279,7 +288,7 @@ class LocalPostgres extends ManagedServer implements PostgresInstance {
       throw new EmbeddedServerError(
         `${this.dataDir} holds a Postgres ${clusterMajor} cluster, but the binaries in ${this.binDir} are Postgres ${binaryMajor}`,
         {
-          hint: `point SLUICE_PG_BINDIR at Postgres ${clusterMajor}'s bin directory, or remove ${this.dir} to start over with ${binaryMajor}`,
+          hint: `point SLUICE_PG_BINDIR at Postgres ${clusterMajor}'s bin directory (SLUICE_EMBEDDED_POSTGRES=system picks the system's Postgres), or remove ${this.dir} to start over with ${binaryMajor}`,
         },
       );
     }
@@ -305,11 +314,41 @@ class LocalPostgres extends ManagedServer implements PostgresInstance {
 }
 
 /**
+ * Postgres refuses to run as root. The `postgres` OS user where the system's package made one;
+ * else `nobody`, which every Linux has (a machine with only Node and npm's binaries has no
+ * `postgres` user, and creating users is not ours to do).
+ */
+function serverUser(): { uid: number; gid: number; name: string } {
+  try {
+    return { ...osUser('postgres'), name: 'postgres' };
+  } catch (err) {
+    try {
+      return { ...osUser('nobody'), name: 'nobody' };
+    } catch {
+      throw err;
+    }
+  }
+}
+
+/**
  * The `postgres` user must be able to walk down to its directory; a project under /root (0700)
  * is the usual trap, and initdb's own message for it ("could not change permissions") misleads.
  */
-function assertReachable(dir: string, user: { uid: number; gid: number }): void {
-  for (let current = path.dirname(dir); ; current = path.dirname(current)) {
+function assertReachable(dir: string, user: { uid: number; gid: number; name: string }): void {
+  const current = unreachableAncestor(dir, user);
+  if (current === undefined) return;
+  const mode = (fs.statSync(current).mode & 0o777).toString(8);
+  throw new EmbeddedServerError(
+    `Postgres runs as the ${user.name} OS user (never as root), which cannot reach ${dir}: ${current} is not searchable by it (mode ${mode})`,
+    {
+      hint: `run as an unprivileged user, put the directory somewhere ${user.name} can reach (e.g. under /srv or /tmp), or chmod o+x ${current}`,
+    },
+  );
+}
+
+/** The first directory above `target` that `user` cannot search, or undefined. */
+function unreachableAncestor(target: string, user: { uid: number; gid: number }): string | undefined {
+  for (let current = path.dirname(target); ; current = path.dirname(current)) {
     const stat = fs.statSync(current);
     const searchable =
       stat.uid === user.uid
@@ -317,14 +356,56 @@ function assertReachable(dir: string, user: { uid: number; gid: number }): void 
         : stat.gid === user.gid
           ? (stat.mode & 0o010) !== 0
           : (stat.mode & 0o001) !== 0;
-    if (!searchable) {
-      throw new EmbeddedServerError(
-        `the postgres OS user cannot reach ${dir}: ${current} is not searchable by it (mode ${(stat.mode & 0o777).toString(8)})`,
-        {
-          hint: `put the directory somewhere postgres can reach (e.g. under /var/lib or /tmp), or chmod o+x ${current}`,
-        },
-      );
-    }
-    if (current === path.dirname(current)) return;
+    if (!searchable) return current;
+    if (current === path.dirname(current)) return undefined;
   }
+}
+
+/**
+ * A copy of the installation that holds `binDir` (bin/, lib/, share/), in the temp directory where
+ * `user` can reach it; made once per installation and reused. Root-owned and not writable by
+ * others, so nobody can swap the binaries; anything else found under that name is not used.
+ */
+async function reachableCopy(
+  binDir: string,
+  user: { uid: number; gid: number; name: string },
+  logger: Logger,
+): Promise<string> {
+  const install = fs.realpathSync(path.dirname(binDir));
+  const postgres = fs.statSync(path.join(install, 'bin', 'postgres'));
+  const id = createHash('sha256')
+    .update(`${install}\0${postgres.size}\0${postgres.mtimeMs}`)
+    .digest('hex')
+    .slice(0, 16);
+  const target = path.join(os.tmpdir(), `sluice-postgres-${id}`);
+  const trusted = (dir: string) => {
+    const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
+    return stat?.isDirectory() === true && stat.uid === 0 && (stat.mode & 0o022) === 0;
+  };
+  if (trusted(target) && unreachableAncestor(path.join(target, 'bin', 'postgres'), user) === undefined) {
+    return path.join(target, 'bin');
+  }
+  const staging = await fsp.mkdtemp(path.join(os.tmpdir(), 'sluice-postgres-copy-'));
+  try {
+    await fsp.chmod(staging, 0o755);
+    await fsp.cp(install, staging, { recursive: true, verbatimSymlinks: true });
+    try {
+      await fsp.rename(staging, target);
+    } catch (err) {
+      // Another process made it first: use theirs when it is as trusted as ours would be.
+      if (!trusted(target)) throw err;
+    }
+  } finally {
+    await fsp.rm(staging, { recursive: true, force: true });
+  }
+  if (!trusted(target)) {
+    throw new EmbeddedServerError(`${target} exists but is not a root-owned directory closed to others`, {
+      hint: `remove ${target}, or run as an unprivileged user`,
+    });
+  }
+  logger.info(
+    { from: install, to: target, user: user.name },
+    `the ${user.name} OS user cannot reach ${install}: running a copy of the Postgres binaries in ${target}`,
+  );
+  return path.join(target, 'bin');
 }

@@ -66,6 +66,18 @@ export const METRICS = {
     labels: [],
     help: 'The newest LSN received from the replication stream, as a WAL byte position.',
   },
+  mongoAcknowledgedTime: {
+    name: 'mongodb_acknowledged_cluster_time_seconds',
+    type: 'gauge',
+    labels: [],
+    help: 'MongoDB: cluster time of the stored resume position (everything before it is delivered), as Unix seconds.',
+  },
+  mongoReceivedTime: {
+    name: 'mongodb_received_cluster_time_seconds',
+    type: 'gauge',
+    labels: [],
+    help: 'MongoDB: cluster time of the newest event or high-water mark read from the change stream, as Unix seconds.',
+  },
   slotRetainedWal: {
     name: 'replication_slot_retained_wal_bytes',
     type: 'gauge',
@@ -143,6 +155,42 @@ export const METRICS = {
     type: 'gauge',
     labels: [],
     help: 'Outbox rows waiting to be published (poll mode).',
+  },
+  dedupeWindowExceeded: {
+    name: 'resumes_beyond_dedupe_window_total',
+    type: 'counter',
+    labels: [],
+    help: 'Starts after a stream whose last message is older than the duplicate window: a replay cannot be deduplicated by Nats-Msg-Id (commit ordering skips it by position).',
+  },
+  deadLetters: {
+    name: 'dead_letters_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'Events set aside in sluice.dead_letters by this relay instead of being published, by error code (too_large, not_authorized, bad_row…).',
+  },
+  deadLettersOpen: {
+    name: 'dead_letters_open',
+    type: 'gauge',
+    labels: ['reason'],
+    help: 'Dead letters of the relay not yet replayed or discarded, by error code (read from sluice.dead_letters).',
+  },
+  deadLetterOldestAge: {
+    name: 'dead_letter_oldest_age_seconds',
+    type: 'gauge',
+    labels: [],
+    help: 'Age of the oldest open dead letter of the relay (0 when there is none).',
+  },
+  parkedKeys: {
+    name: 'parked_keys',
+    type: 'gauge',
+    labels: [],
+    help: 'Keys whose later events are parked behind an open dead letter (SLUICE_DLQ_KEY_POLICY=park).',
+  },
+  parkedEvents: {
+    name: 'parked_events',
+    type: 'gauge',
+    labels: [],
+    help: 'Events parked behind open dead letters, waiting for sluice dlq replay or discard.',
   },
   buildInfo: {
     name: 'build_info',

@@ -1,4 +1,10 @@
-import { ConfigError, type EventLabels, type Metrics, type ReplicationSlotStats } from '@sluice/core';
+import {
+  ConfigError,
+  type DeadLetterStats,
+  type EventLabels,
+  type Metrics,
+  type ReplicationSlotStats,
+} from '@sluice/core';
 import { Counter, collectDefaultMetrics, Gauge, Registry, validateMetricName } from 'prom-client';
 import {
   END_TO_END_LAG_BUCKETS,
@@ -153,6 +159,8 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
   let bytesInFlight = 0;
   let confirmed: bigint | undefined;
   let received: bigint | undefined;
+  let mongoAcknowledged: number | undefined;
+  let mongoReceived: number | undefined;
   // Date.now() per event would be a quarter of the hot path's cost; the scrape that first sees
   // a new PubAck stamps the time instead, so the resolution is the scrape interval.
   let publishedCount = 0;
@@ -216,6 +224,18 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
     });
   lsnGauge(METRICS.confirmedFlushLsn, () => confirmed);
   lsnGauge(METRICS.receivedLsn, () => received);
+  // Absent until a MongoDB source reports (and always on a relay without one).
+  const timeGauge = (spec: MetricSpec, read: () => number | undefined) =>
+    new Gauge({
+      ...meta(spec),
+      collect() {
+        const seconds = read();
+        if (seconds === undefined) this.remove({});
+        else this.set(seconds);
+      },
+    });
+  timeGauge(METRICS.mongoAcknowledgedTime, () => mongoAcknowledged);
+  timeGauge(METRICS.mongoReceivedTime, () => mongoReceived);
 
   const slotRetained = new Gauge(meta(METRICS.slotRetainedWal));
   const slotWalStatus = new Gauge(meta(METRICS.slotWalStatus));
@@ -246,6 +266,15 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
   const backfillRequests = new Gauge(meta(METRICS.backfillRequests));
   const outboxBacklog = new Gauge(meta(METRICS.outboxBacklog));
   outboxBacklog.remove({});
+  const dedupeWindowExceeded = new Counter(meta(METRICS.dedupeWindowExceeded));
+  const deadLettered = new CellTree<CountCell>(METRICS.deadLetters.labels, MAX_REASONS, countCell);
+  new Counter({ ...meta(METRICS.deadLetters), collect: fromCells(deadLettered, n) });
+  const deadLettersOpen = new Gauge(meta(METRICS.deadLettersOpen));
+  const deadLetterOldestAge = new Gauge(meta(METRICS.deadLetterOldestAge));
+  const parkedKeys = new Gauge(meta(METRICS.parkedKeys));
+  const parkedEvents = new Gauge(meta(METRICS.parkedEvents));
+  // Absent until the relay has read its dead-letter table (the stdout sink never does).
+  for (const g of [deadLetterOldestAge, parkedKeys, parkedEvents]) g.remove({});
 
   const buildInfo = new Gauge(meta(METRICS.buildInfo));
   buildInfo.set(
@@ -310,6 +339,12 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
     receivedLsn(lsn: bigint) {
       received = lsn;
     },
+    mongoAcknowledgedTime(seconds: number) {
+      mongoAcknowledged = seconds;
+    },
+    mongoReceivedTime(seconds: number) {
+      mongoReceived = seconds;
+    },
     publishRetry(reason: string) {
       retries.one(reason).n++;
     },
@@ -348,6 +383,24 @@ export function createMetrics(options: CreateMetricsOptions): SluiceMetrics {
     },
     outboxBacklog(rows: number) {
       outboxBacklog.set(rows);
+    },
+    dedupeWindowExceeded() {
+      dedupeWindowExceeded.inc();
+    },
+    deadLettered(reason: string) {
+      deadLettered.one(reason).n++;
+    },
+    deadLetterStats(stats: DeadLetterStats) {
+      // Codes come from the table (bounded by the relay's own codes), reset so a resolved one goes.
+      deadLettersOpen.reset();
+      let admitted = 0;
+      for (const [reason, count] of stats.open) {
+        if (admitted++ >= MAX_REASONS) break;
+        deadLettersOpen.set({ reason }, count);
+      }
+      deadLetterOldestAge.set(stats.oldestAgeSeconds);
+      parkedKeys.set(stats.parkedKeys);
+      parkedEvents.set(stats.parkedEvents);
     },
   };
 }

@@ -13,7 +13,12 @@ export function parseLsn(text: string): bigint {
 /** `23803720n` → `'0/16B3748'`: upper-case hex halves without leading zeros, as Postgres prints pg_lsn. */
 export function formatLsn(lsn: bigint): string {
   if (typeof lsn !== 'bigint' || lsn < 0n || lsn > MAX_LSN) throw new InvalidLsnError(lsn);
-  const high = Number(lsn >> 32n);
-  const low = Number(lsn & 0xffff_ffffn);
-  return `${high.toString(16).toUpperCase()}/${low.toString(16).toUpperCase()}`;
+  // One conversion, then a cut: every event's LSN goes through here, and shifting and masking a
+  // bigint allocates two more.
+  const hex = lsn.toString(16).toUpperCase();
+  const n = hex.length;
+  if (n <= 8) return `0/${hex}`;
+  let low = n - 8;
+  while (low < n - 1 && hex.charCodeAt(low) === 0x30) low++;
+  return `${hex.slice(0, n - 8)}/${hex.slice(low)}`;
 }

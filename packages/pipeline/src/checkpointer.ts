@@ -1,6 +1,11 @@
 import type { Checkpointer } from '@sluice/core';
 
-interface Transaction<C> {
+/** An event's transaction, from `enter`: opaque to the caller. */
+export interface TransactionHandle {
+  readonly pending: number;
+}
+
+interface Transaction<C> extends TransactionHandle {
   cursor: C | undefined;
   committed: boolean;
   /** Events tracked in this transaction and not yet resolved. */
@@ -46,16 +51,30 @@ export class TransactionCheckpointer<C> implements Checkpointer<C> {
   }
 
   track(): () => void {
-    const txn = this.#open;
-    txn.pending++;
+    const txn = this.enter();
     let resolved = false;
     return () => {
       // Idempotent: a handle resolved twice must not release a sibling event's count.
       if (resolved) return;
       resolved = true;
-      txn.pending--;
-      if (txn.pending === 0 && txn.committed) this.#finished(txn);
+      this.leave(txn);
     };
+  }
+
+  /**
+   * `track` without a closure per event (the pipeline's hot path): returns the open transaction,
+   * to be passed to `leave` exactly once when the event is resolved. The caller keeps it to once.
+   */
+  enter(): TransactionHandle {
+    const txn = this.#open;
+    txn.pending++;
+    return txn;
+  }
+
+  leave(handle: TransactionHandle): void {
+    const txn = handle as Transaction<C>;
+    txn.pending--;
+    if (txn.pending === 0 && txn.committed) this.#finished(txn);
   }
 
   commit(cursor: C): void {

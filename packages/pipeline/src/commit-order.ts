@@ -70,3 +70,26 @@ export class CommitOrderScheduler<T extends Ordered<T>> {
     }
   }
 }
+
+/**
+ * Commit ordering with a sink that keeps call order itself (`Sink.keepsCallOrder`, the NATS sink's
+ * publish chain): every event starts at once, in submission (commit) order. The sink stores them
+ * in that order whatever fails, so nothing needs to wait here, not even events of one key.
+ */
+export class PassThroughScheduler<T> {
+  readonly #start: (work: T) => void;
+
+  constructor(start: (work: T) => void) {
+    this.#start = start;
+  }
+
+  get busyKeys(): number {
+    return 0;
+  }
+
+  submit(work: T): void {
+    this.#start(work);
+  }
+
+  complete(_work: T): void {}
+}

@@ -41,7 +41,11 @@ function copy(event: RelayEvent): RelayEvent {
   return structuredClone(event);
 }
 
-async function run(seed: number, ordering: 'commit' | 'key'): Promise<void> {
+async function run(
+  seed: number,
+  ordering: 'commit' | 'key',
+  answer: 'promise' | 'deliver' = 'promise',
+): Promise<void> {
   const random = seeded(seed);
   const txns = script(random);
   const byId = new Map(txns.flatMap((t) => t.events.map((e) => [e.id, e] as const)));
@@ -57,37 +61,49 @@ async function run(seed: number, ordering: 'commit' | 'key'): Promise<void> {
   const firstPublished: string[] = [];
   const publishedOnce = new Set<string>();
 
-  const pipeline = createPipeline<number>({
-    sink: {
-      publish(event) {
-        if (!publishedOnce.has(event.id)) {
-          publishedOnce.add(event.id);
-          firstPublished.push(event.id);
+  const sinkApi = {
+    publish(event: RelayEvent): Promise<void> {
+      if (!publishedOnce.has(event.id)) {
+        publishedOnce.add(event.id);
+        firstPublished.push(event.id);
+      }
+      // A row change may start only once every earlier truncate of its table is confirmed stored.
+      if (event.kind === 'change' && event.op !== 'truncate') {
+        for (const earlier of pushOrder) {
+          if (earlier.id === event.id) break;
+          const truncateOfTable =
+            earlier.kind === 'change' && earlier.op === 'truncate' && earlier.table === event.table;
+          if (truncateOfTable && !confirmed.has(earlier.id))
+            violations.push(`${event.id} before ${earlier.id} stored`);
         }
-        // A row change may start only once every earlier truncate of its table is confirmed stored.
-        if (event.kind === 'change' && event.op !== 'truncate') {
-          for (const earlier of pushOrder) {
-            if (earlier.id === event.id) break;
-            const truncateOfTable =
-              earlier.kind === 'change' && earlier.op === 'truncate' && earlier.table === event.table;
-            if (truncateOfTable && !confirmed.has(earlier.id))
-              violations.push(`${event.id} before ${earlier.id} stored`);
-          }
+      }
+      // A truncate may start only once every earlier event of its table is confirmed stored.
+      if (event.kind === 'change' && event.op === 'truncate') {
+        for (const earlier of pushOrder) {
+          if (earlier.id === event.id) break;
+          const sameTable = earlier.kind === 'change' && earlier.table === event.table;
+          if (sameTable && !confirmed.has(earlier.id))
+            violations.push(`${event.id} before ${earlier.id} stored`);
         }
-        // A truncate may start only once every earlier event of its table is confirmed stored.
-        if (event.kind === 'change' && event.op === 'truncate') {
-          for (const earlier of pushOrder) {
-            if (earlier.id === event.id) break;
-            const sameTable = earlier.kind === 'change' && earlier.table === event.table;
-            if (sameTable && !confirmed.has(earlier.id))
-              violations.push(`${event.id} before ${earlier.id} stored`);
-          }
-        }
-        return sink.publish(event).then(() => {
-          confirmed.add(event.id);
-        });
-      },
+      }
+      return sink.publish(event).then(() => {
+        confirmed.add(event.id);
+      });
     },
+  };
+  const pipeline = createPipeline<number>({
+    sink:
+      answer === 'promise'
+        ? sinkApi
+        : {
+            publish: () => Promise.reject(new Error('publish called on a sink that delivers')),
+            deliver<T>(event: RelayEvent, token: T, done: (token: T, err: Error | undefined) => void) {
+              sinkApi.publish(event).then(
+                () => done(token, undefined),
+                (err: Error) => done(token, err),
+              );
+            },
+          },
     source: {
       acknowledge(cursor) {
         const last = acknowledged.at(-1);
@@ -222,5 +238,10 @@ describe('pipeline under random interleavings', () => {
 
   it('holds the same guarantees with key ordering', async () => {
     for (let seed = 1; seed <= 300; seed++) await run(seed, 'key');
+  }, 60_000);
+
+  it('holds them with a sink that answers through deliver instead of promises', async () => {
+    for (let seed = 1; seed <= 150; seed++) await run(seed, 'commit', 'deliver');
+    for (let seed = 1; seed <= 150; seed++) await run(seed, 'key', 'deliver');
   }, 60_000);
 });

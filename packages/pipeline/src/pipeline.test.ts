@@ -1,4 +1,12 @@
-import { ConfigError, type EventLabels, noopMetrics, PermanentError, RetriableError } from '@sluice/core';
+import {
+  ConfigError,
+  type EventLabels,
+  noopMetrics,
+  PermanentError,
+  type RelayEvent,
+  RetriableError,
+  WithdrawnError,
+} from '@sluice/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DeadLetterFailedError, PipelineStoppedError, PublishFailedError } from './errors.js';
 import { ControlledSink, change, outbox, settled, turn, until } from './fake-sink.test-support.js';
@@ -98,6 +106,60 @@ describe('publishing', () => {
     await until(() => sink.outstandingIds().includes('c1'), 'a2 then c1 published');
     expect(sink.outstandingIds()).toEqual(['b1', 'a2', 'c1']);
     expect(sink.concurrentSameKey).toBeUndefined();
+  });
+
+  it('in commit ordering with a sink that keeps call order, hands it every event at once, same keys included', async () => {
+    const sink = Object.assign(new ControlledSink(), { keepsCallOrder: true });
+    const { output } = tracked(setup({ sink }));
+    await output.push(change('a1', { key: { id: 'a' } }));
+    await output.push(change('b1', { key: { id: 'b' } }));
+    await output.push(change('a2', { key: { id: 'a' } }));
+    await until(() => sink.outstanding.length === 3, 'all three published');
+    expect(sink.outstandingIds()).toEqual(['a1', 'b1', 'a2']);
+  });
+
+  it('with a sink that keeps call order, sets a dead letter aside there and parks what the sink withdraws', async () => {
+    const asides: string[] = [];
+    const sink = Object.assign(new ControlledSink(), {
+      keepsCallOrder: true,
+      setAside(event: RelayEvent, withdraw?: (later: RelayEvent) => boolean) {
+        asides.push(event.id);
+        // The sink held everything after the refused event; it gives back those of a parked key.
+        for (const call of [...sink.outstanding]) {
+          if (withdraw?.(call.event)) call.reject(new WithdrawnError(call.event.id));
+        }
+      },
+    });
+    const parkedKeys = new Set<string>();
+    const parked: string[] = [];
+    const { output, acknowledged } = tracked(
+      setup({
+        sink,
+        onPermanentFailure: async () => {
+          parkedKeys.add('r\u0000public\u0000orders\u0000{"id":"a"}');
+          return 'dead-lettered';
+        },
+        parking: {
+          mayBeParked: (key) => parkedKeys.has(key),
+          park: async (event) => {
+            parked.push(event.id);
+            return 'parked';
+          },
+        },
+      }),
+    );
+    await output.push(change('a1', { key: { id: 'a' } }));
+    await output.push(change('b1', { key: { id: 'b' } }));
+    await output.push(change('a2', { key: { id: 'a' } }));
+    output.commit(1);
+    await until(() => sink.outstanding.length === 3, 'all three published');
+    sink.fail(new PermanentError('too large', { code: 'too_large' }));
+    await until(() => asides.length === 1, 'a1 set aside in the sink');
+    await until(() => parked.length === 1, 'a2 parked');
+    expect(parked).toEqual(['a2']);
+    expect(sink.outstandingIds()).toEqual(['b1']);
+    sink.succeed();
+    await until(() => acknowledged.length === 1, 'the transaction acknowledged');
   });
 
   it('in commit ordering, starts a truncate after its table drains and the rest of the stream after it', async () => {
@@ -428,5 +490,171 @@ describe('options', () => {
     expect(() => createPipeline({ ...base, retry: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(
       /retry\.maxDelayMs/,
     );
+  });
+});
+
+describe('dead letters and parked keys', () => {
+  it('asks mayBeParked only while anyParked says some key is parked', async () => {
+    const parkedKeys = new Set<string>();
+    const asked: string[] = [];
+    const parked: string[] = [];
+    const { sink, output } = tracked(
+      setup({
+        parking: {
+          anyParked: () => parkedKeys.size > 0,
+          mayBeParked: (key) => {
+            asked.push(key);
+            return parkedKeys.has(key);
+          },
+          park: async (event) => {
+            parked.push(event.id);
+            return 'parked';
+          },
+        },
+      }),
+    );
+    await output.push(change('a1', { key: { id: 'a' } }));
+    await until(() => sink.outstanding.length === 1, 'a1 published');
+    expect(asked).toEqual([]);
+    parkedKeys.add('r\u0000public\u0000orders\u0000{"id":"a"}');
+    await output.push(change('b1', { key: { id: 'b' } }));
+    await output.push(change('a2', { key: { id: 'a' } }));
+    // a2 waits for a1 (its key) in commit ordering.
+    sink.succeed(sink.outstanding.find((c) => c.event.id === 'a1'));
+    await until(() => parked.length === 1, 'a2 parked');
+    expect(parked).toEqual(['a2']);
+    expect(asked).toEqual([
+      'r\u0000public\u0000orders\u0000{"id":"b"}',
+      'r\u0000public\u0000orders\u0000{"id":"a"}',
+    ]);
+  });
+
+  it('acknowledges nothing at or past a dead-lettered event until the dead letter is committed', async () => {
+    let commitDeadLetter: (() => void) | undefined;
+    const info: { key: string; firstSeen: Date }[] = [];
+    const { sink, output, acknowledged, fatal } = tracked(
+      setup({
+        onPermanentFailure: (_event, _err, i) => {
+          info.push(i);
+          return new Promise((resolve) => {
+            commitDeadLetter = () => resolve('dead-lettered');
+          });
+        },
+      }),
+    );
+    await output.push(change('ok', { key: { id: 1 } }));
+    output.commit(1);
+    await output.push(change('poison', { key: { id: 2 } }));
+    output.commit(2);
+    await output.push(change('later', { key: { id: 3 } }));
+    output.commit(3);
+    await until(() => sink.outstanding.length === 3, 'all three published');
+    sink.succeed(sink.outstanding.find((c) => c.event.id === 'ok'));
+    sink.fail(
+      new PermanentError('too large', { code: 'too_large' }),
+      sink.outstanding.find((c) => c.event.id === 'poison'),
+    );
+    sink.succeed(sink.outstanding.find((c) => c.event.id === 'later'));
+    await until(() => commitDeadLetter !== undefined, 'the dead-letter hook');
+    for (let i = 0; i < 5; i++) await turn();
+    expect(acknowledged).toEqual([1]);
+    expect(info[0]?.key).toMatch(/{"id":2}$/);
+    expect(info[0]?.firstSeen).toBeInstanceOf(Date);
+    commitDeadLetter?.();
+    await until(() => acknowledged.at(-1) === 3, 'everything acknowledged once the dead letter is committed');
+    expect(fatal).toEqual([]);
+  });
+
+  it('retries an unclassified failure maxUnclassifiedAttempts times, then hands it to the dead-letter hook; a known transient one keeps retrying', async () => {
+    const hooked: { id: string; attempts: number }[] = [];
+    const { sink, output } = tracked(
+      setup({
+        retry: { initialDelayMs: 0, maxDelayMs: 0, maxUnclassifiedAttempts: 3 },
+        onPermanentFailure: async (event, err) => {
+          hooked.push({ id: event.id, attempts: err.attempts });
+          return 'dead-lettered';
+        },
+      }),
+    );
+    await output.push(change('odd', { key: { id: 1 } }));
+    await output.push(change('slow', { key: { id: 2 } }));
+    for (let i = 0; i < 3; i++) {
+      await until(() => sink.outstandingIds().includes('odd'), 'odd published');
+      sink.fail(
+        new RetriableError('something new', { code: 'unknown' }),
+        sink.outstanding.find((c) => c.event.id === 'odd'),
+      );
+    }
+    for (let i = 0; i < 10; i++) {
+      await until(() => sink.outstandingIds().includes('slow'), 'slow published');
+      sink.fail(
+        new RetriableError('no PubAck', { code: 'timeout' }),
+        sink.outstanding.find((c) => c.event.id === 'slow'),
+      );
+    }
+    await until(() => hooked.length === 1, 'odd dead-lettered');
+    expect(hooked).toEqual([{ id: 'odd', attempts: 3 }]);
+    await until(() => sink.outstandingIds().includes('slow'), 'slow still retried');
+  });
+
+  it('parks later events of a parked key instead of publishing them, publishes a released key, and lets other keys flow', async () => {
+    const parkedKeys = new Set([
+      'r\u0000public\u0000orders\u0000{"id":1}',
+      'r\u0000public\u0000orders\u0000{"id":2}',
+    ]);
+    const parked: string[] = [];
+    let releaseLater: ((outcome: 'parked') => void) | undefined;
+    const { sink, output, acknowledged } = tracked(
+      setup({
+        parking: {
+          mayBeParked: (key) => parkedKeys.has(key),
+          park: async (event, key) => {
+            if (key.endsWith('{"id":2}')) return 'released';
+            if (event.id === 'p2') return new Promise((resolve) => (releaseLater = resolve));
+            parked.push(event.id);
+            return 'parked';
+          },
+        },
+      }),
+    );
+    await output.push(change('p1', { key: { id: 1 } }));
+    await output.push(change('free', { key: { id: 2 } }));
+    await output.push(change('other', { key: { id: 3 } }));
+    await output.push(change('p2', { key: { id: 1 } }));
+    output.commit(1);
+    await until(() => sink.outstanding.length === 2, 'released and other keys published');
+    expect(sink.outstandingIds().sort()).toEqual(['free', 'other']);
+    sink.succeed();
+    sink.succeed();
+    await until(() => releaseLater !== undefined, 'p2 parking');
+    for (let i = 0; i < 3; i++) await turn();
+    expect(acknowledged).toEqual([]);
+    releaseLater?.('parked');
+    await until(() => acknowledged.length === 1, 'the transaction acknowledged once p2 is parked');
+    expect(parked).toEqual(['p1']);
+    expect(sink.calls.map((e) => e.id).sort()).toEqual(['free', 'other']);
+  });
+
+  it('hands an outbox row marked invalid by its source straight to the dead-letter hook, never to the sink', async () => {
+    const hooked: string[] = [];
+    const { sink, output, acknowledged } = tracked(
+      setup({
+        onPermanentFailure: async (event, err) => {
+          hooked.push(`${event.id}: ${(err.cause as PermanentError).code}`);
+          return 'dead-lettered';
+        },
+      }),
+    );
+    await output.push({
+      ...outbox('bad', 'order', '1'),
+      invalid: { code: 'bad_row', message: 'payload is not JSON' },
+    });
+    await output.push(outbox('good', 'order', '2'));
+    output.commit(1);
+    await until(() => sink.outstanding.length === 1, 'good published');
+    sink.succeed();
+    await until(() => acknowledged.length === 1, 'acknowledged');
+    expect(hooked).toEqual(['bad: bad_row']);
+    expect(sink.calls.map((e) => e.id)).toEqual(['good']);
   });
 });

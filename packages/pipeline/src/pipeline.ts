@@ -2,18 +2,21 @@ import {
   changesKey,
   type EventLabels,
   isRetriable,
+  isTableEvent,
   type Logger,
   type Metrics,
   noopMetrics,
   orderingKey,
+  PermanentError,
   type RelayEvent,
   SluiceError,
   type SourceOutput,
   silentLogger,
+  WithdrawnError,
 } from '@sluice/core';
 import { backoffDelay } from './backoff.js';
-import { TransactionCheckpointer } from './checkpointer.js';
-import { CommitOrderScheduler } from './commit-order.js';
+import { TransactionCheckpointer, type TransactionHandle } from './checkpointer.js';
+import { CommitOrderScheduler, PassThroughScheduler } from './commit-order.js';
 import { DeadLetterFailedError, PipelineStoppedError, PublishFailedError } from './errors.js';
 import { approximateEventBytes } from './event-size.js';
 import { describeEvent, eventLabels } from './labels.js';
@@ -41,14 +44,34 @@ export interface Pipeline<C> {
   close(): void;
 }
 
-interface Entry extends Ordered<Entry> {
-  readonly event: RelayEvent;
-  readonly bytes: number;
-  readonly labels: EventLabels;
-  /** The checkpointer's handle: the event is stored (or dead-lettered). */
-  readonly resolve: () => void;
-  attempts: number;
-  startedAt: number;
+class Entry implements Ordered<Entry> {
+  nextSameKey: Entry | undefined = undefined;
+  /** Delivered (stored or dead-lettered): its room, key and transaction are released. */
+  settled = false;
+  attempts = 0;
+  startedAt = 0;
+  /** Wall-clock time of the first attempt, for the dead letter's first_seen. */
+  firstSeenMs = 0;
+  #key: string | undefined;
+
+  constructor(
+    readonly event: RelayEvent,
+    readonly scope: string | undefined,
+    readonly barrier: boolean,
+    readonly bytes: number,
+    readonly labels: EventLabels,
+    /** The checkpointer's handle of the event's transaction, left once the event is delivered. */
+    readonly txn: TransactionHandle,
+  ) {}
+
+  /**
+   * Built when first asked: with commit ordering and the NATS sink nothing asks unless a key is
+   * parked or the event fails (the key's JSON cost ~1% of the relay's time per event).
+   */
+  get key(): string {
+    this.#key ??= orderingKey(this.event);
+    return this.#key;
+  }
 }
 
 const RETRY_LOG_INTERVAL_MS = 1000;
@@ -69,6 +92,7 @@ export function createPipeline<C>(options: PipelineOptions<C>): Pipeline<C> {
   return {
     output: {
       push: (event) => runtime.push(event),
+      hasRoom: () => runtime.hasRoom(),
       commit: (cursor) => runtime.commit(cursor),
     },
     drain: () => runtime.drain(),
@@ -86,7 +110,7 @@ class PipelineRuntime<C> {
   readonly #random: () => number;
   readonly #window: InFlightWindow;
   readonly #checkpointer: TransactionCheckpointer<C>;
-  readonly #scheduler: KeyedScheduler<Entry> | CommitOrderScheduler<Entry>;
+  readonly #scheduler: KeyedScheduler<Entry> | CommitOrderScheduler<Entry> | PassThroughScheduler<Entry>;
 
   /** Entries allowed to publish, issued together by the next flush. */
   #ready: Entry[] = [];
@@ -101,6 +125,15 @@ class PipelineRuntime<C> {
   #lastCommitTime = '';
   #lastCommitMs = Number.NaN;
   #lastRetryLog = 0;
+  /** The sink keeps commit order itself: every event starts at once (PassThroughScheduler). */
+  readonly #passThrough: boolean;
+  /** The sink answers through `deliver` (no promise per event). */
+  readonly #deliver: boolean;
+  #parkTail: Promise<unknown> = Promise.resolve();
+  #lastLabels: EventLabels | undefined;
+  #scopeSchema = '';
+  #scopeTable = '';
+  #scope = '';
   #retriesNotLogged = 0;
 
   constructor(options: PipelineOptions<C>, settings: ResolvedOptions) {
@@ -115,35 +148,70 @@ class PipelineRuntime<C> {
     const start = (entry: Entry) => {
       this.#ready.push(entry);
     };
+    this.#passThrough = options.ordering !== 'key' && options.sink.keepsCallOrder === true;
+    this.#deliver = typeof options.sink.deliver === 'function';
     this.#scheduler =
-      options.ordering === 'key' ? new KeyedScheduler<Entry>(start) : new CommitOrderScheduler<Entry>(start);
+      options.ordering === 'key'
+        ? new KeyedScheduler<Entry>(start)
+        : options.sink.keepsCallOrder === true
+          ? new PassThroughScheduler<Entry>(start)
+          : new CommitOrderScheduler<Entry>(start);
   }
 
   push(event: RelayEvent): Promise<void> {
     if (this.#closed) return Promise.reject(new PipelineStoppedError('closed'));
     if (this.#failure !== undefined) return Promise.reject(new PipelineStoppedError('failed', this.#failure));
-    const labels = eventLabels(event);
+    const labels = this.#labelsOf(event);
     this.#metrics.eventReceived(labels);
-    // A truncate, or an update that moves a row to another key, must not pass earlier events of
-    // its table (and later ones must not pass it): both are barriers of the table.
-    const barrier = event.kind === 'change' && (event.op === 'truncate' || changesKey(event));
-    const entry: Entry = {
+    // A truncate (or a MongoDB drop, rename…), or an update that moves a row to another key, must
+    // not pass earlier events of its table (and later ones must not pass it): barriers of the table.
+    const barrier = event.kind === 'change' && (isTableEvent(event) || changesKey(event));
+    const entry = new Entry(
       event,
-      key: orderingKey(event),
       // Row changes of a table share a barrier scope, so a truncate can wait for them all.
-      scope: event.kind === 'change' ? `${event.schema}\u0000${event.table}` : undefined,
+      event.kind === 'change' ? this.#scopeOf(event.schema, event.table) : undefined,
       barrier,
-      nextSameKey: undefined,
-      bytes: this.#eventBytes(event),
+      this.#eventBytes(event),
       labels,
-      resolve: this.#checkpointer.track(),
-      attempts: 0,
-      startedAt: 0,
-    };
+      this.#checkpointer.enter(),
+    );
     this.#window.add(entry.bytes);
     this.#scheduler.submit(entry);
     this.#scheduleFlush();
     return this.#window.room();
+  }
+
+  /** What `room()` resolves to right now: a push that returned while this holds needs no await. */
+  hasRoom(): boolean {
+    return !this.#closed && this.#failure === undefined && this.#window.hasRoom();
+  }
+
+  // Consecutive events mostly come from one table with one op: reuse their labels and scope
+  // instead of building them per event.
+  #labelsOf(event: RelayEvent): EventLabels {
+    const last = this.#lastLabels;
+    if (
+      last !== undefined &&
+      event.kind === 'change' &&
+      last.kind === 'change' &&
+      last.op === event.op &&
+      last.table === event.table &&
+      last.schema === event.schema
+    ) {
+      return last;
+    }
+    const labels = eventLabels(event);
+    this.#lastLabels = labels;
+    return labels;
+  }
+
+  #scopeOf(schema: string, table: string): string {
+    if (schema !== this.#scopeSchema || table !== this.#scopeTable) {
+      this.#scopeSchema = schema;
+      this.#scopeTable = table;
+      this.#scope = `${schema}\u0000${table}`;
+    }
+    return this.#scope;
   }
 
   commit(cursor: C): void {
@@ -199,7 +267,12 @@ class PipelineRuntime<C> {
     if (this.#ready.length > 0) {
       const batch = this.#ready;
       this.#ready = [];
-      if (this.#failure === undefined) for (const entry of batch) this.#publish(entry);
+      // One clock reading for the batch: its publishes all leave in this turn.
+      if (this.#failure === undefined) {
+        const now = performance.now();
+        const wallMs = Date.now();
+        for (const entry of batch) this.#publish(entry, now, wallMs);
+      }
     }
     const window = this.#window;
     if (window.events !== this.#reportedEvents || window.bytes !== this.#reportedBytes) {
@@ -226,9 +299,79 @@ class PipelineRuntime<C> {
     }
   }
 
-  #publish(entry: Entry): void {
+  #publish(entry: Entry, now: number, wallMs: number): void {
+    if (entry.attempts === 0) {
+      entry.startedAt = now;
+      entry.firstSeenMs = wallMs;
+      const invalid = entry.event.kind === 'outbox' ? entry.event.invalid : undefined;
+      if (invalid !== undefined) {
+        // A source row that cannot be an event (poll mode): nothing to publish, straight to the
+        // dead-letter hook, in its key's order like any other event.
+        entry.attempts = 1;
+        // A sink keeping commit order must not store later events (of its key) ahead of the decision.
+        if (this.#passThrough) this.#options.sink.hold?.(entry.event);
+        const cause = new PermanentError(invalid.message, { code: invalid.code });
+        this.#metrics.publishError(invalid.code);
+        this.#permanentFailure(entry, new PublishFailedError(entry.event, 1, cause, false));
+        return;
+      }
+      const parking = this.#options.parking;
+      if (parking !== undefined && parking.anyParked?.() !== false && parking.mayBeParked(entry.key)) {
+        this.#park(parking, entry);
+        return;
+      }
+    }
+    this.#send(entry);
+  }
+
+  /**
+   * The key has (or had) an open dead letter: the event is parked behind it, durably, before it
+   * counts as delivered; or, released meanwhile, published like any other.
+   */
+  #park(parking: NonNullable<PipelineOptions<C>['parking']>, entry: Entry): void {
+    let outcome: Promise<string>;
+    const park = () => {
+      try {
+        return parking.park(entry.event, entry.key);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    if (this.#passThrough) {
+      // No key lane serialises the parks here (every event started at once): one at a time, in
+      // commit order, so a key's parked events keep their order.
+      outcome = this.#parkTail.then(park, park);
+      this.#parkTail = outcome.then(
+        () => undefined,
+        () => undefined,
+      );
+    } else {
+      outcome = park();
+    }
+    outcome.then(
+      (result) => {
+        if (this.#closed || this.#failure !== undefined) return;
+        if (result === 'released') {
+          this.#send(entry);
+          return;
+        }
+        this.#logger.debug({ eventId: entry.event.id, result }, `parked ${describeEvent(entry.event)}`);
+        this.#settle(entry);
+      },
+      (err: unknown) => this.#fail(new DeadLetterFailedError(entry.event, err)),
+    );
+  }
+
+  #send(entry: Entry): void {
     entry.attempts++;
-    if (entry.attempts === 1) entry.startedAt = performance.now();
+    if (this.#deliver) {
+      try {
+        this.#options.sink.deliver?.(entry.event, entry, this.#delivered);
+      } catch (err) {
+        this.#delivered(entry, err instanceof Error ? err : new Error(String(err)));
+      }
+      return;
+    }
     let published: Promise<void>;
     try {
       published = this.#options.sink.publish(entry.event);
@@ -241,6 +384,20 @@ class PipelineRuntime<C> {
     );
   }
 
+  /** The sink's answer to `deliver`: stored at once; a failure on a later microtask, as a rejection was. */
+  readonly #delivered = (entry: Entry, err: Error | undefined): void => {
+    if (err !== undefined) {
+      queueMicrotask(() => this.#publishFailed(entry, err));
+      return;
+    }
+    try {
+      this.#stored(entry);
+    } catch (thrown) {
+      // Called from inside the sink's answer handling: a throw must not unwind through it.
+      this.#fail(thrown instanceof Error ? thrown : new Error(String(thrown)));
+    }
+  };
+
   #stored(entry: Entry): void {
     if (this.#closed) return;
     const labels = entry.labels;
@@ -252,8 +409,11 @@ class PipelineRuntime<C> {
 
   /** The event is delivered (stored or dead-lettered): free its room, its key and its transaction. */
   #settle(entry: Entry): void {
+    // Once: a second release would free a sibling event's room and transaction count.
+    if (entry.settled) return;
+    entry.settled = true;
     this.#window.release(entry.bytes);
-    entry.resolve();
+    this.#checkpointer.leave(entry.txn);
     this.#scheduler.complete(entry);
     this.#scheduleFlush();
   }
@@ -269,8 +429,13 @@ class PipelineRuntime<C> {
 
   #publishFailed(entry: Entry, err: unknown): void {
     if (this.#closed || this.#failure !== undefined) return;
+    if (err instanceof WithdrawnError && this.#options.parking !== undefined) {
+      this.#park(this.#options.parking, entry);
+      return;
+    }
     const reason = reasonOf(err);
-    const exhausted = entry.attempts >= this.#settings.maxAttempts;
+    const limit = reason === 'unknown' ? this.#settings.maxUnclassifiedAttempts : this.#settings.maxAttempts;
+    const exhausted = entry.attempts >= limit;
     if (isRetriable(err) && !exhausted) {
       this.#metrics.publishRetry(reason);
       const { initialDelayMs, maxDelayMs } = this.#settings;
@@ -302,10 +467,12 @@ class PipelineRuntime<C> {
     }
     let outcome: Promise<string>;
     try {
-      outcome = hook(entry.event, failure);
+      outcome = hook(entry.event, failure, { key: entry.key, firstSeen: new Date(entry.firstSeenMs) });
     } catch (err) {
       outcome = Promise.reject(err);
     }
+    // The entry is settled (and the checkpointer may pass it) only once the hook resolved, i.e.
+    // the dead letter is committed: the event is always either in the stream or in the table.
     outcome.then(
       (result) => {
         if (this.#closed || this.#failure !== undefined) return;
@@ -316,6 +483,13 @@ class PipelineRuntime<C> {
         this.#logger.warn(
           { err: failure, eventId: entry.event.id },
           `dead-lettered ${describeEvent(entry.event)}; delivery continues`,
+        );
+        // A sink keeping commit order held every later event back behind this one until now; those
+        // of a key now parked behind it are taken back and parked instead of published.
+        const parking = this.#options.parking;
+        this.#options.sink.setAside?.(
+          entry.event,
+          parking && ((later) => parking.mayBeParked(orderingKey(later))),
         );
         this.#settle(entry);
       },

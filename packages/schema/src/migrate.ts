@@ -12,6 +12,7 @@ import {
   readMigrations,
   renderMigrationSql,
 } from './files.js';
+import { MIGRATED_TABLES } from './migrated-tables.js';
 
 /**
  * The repository's `drizzle/` folder. Both `src/migrate.ts` and `dist/migrate.js` sit two levels
@@ -122,8 +123,16 @@ export interface MigrationCheck {
  */
 export async function checkMigrations(
   db: Pool | PoolClient | Client,
-  options: Pick<MigrateOptions, 'migrationsFolder'> = {},
+  options: Pick<MigrateOptions, 'migrationsFolder'> & {
+    /**
+     * false: the caller will not apply migrations (SLUICE_AUTO_MIGRATE=false, an administrator runs
+     * `sluice migrate`): pending ones are an error, and the role needs only USAGE on the schema and
+     * SELECT, INSERT, UPDATE, DELETE on its tables. Default true.
+     */
+    apply?: boolean;
+  } = {},
 ): Promise<MigrationCheck> {
+  const apply = options.apply ?? true;
   const folder = options.migrationsFolder ?? migrationsFolder;
   const migrations = loadMigrations(folder);
   let access: {
@@ -151,19 +160,39 @@ export async function checkMigrations(
     const refused = typeof code === 'string' && (code.startsWith('28') || code === '3D000');
     throw isConnectionError(err) || refused
       ? connectionFailed(err)
-      : new MigrationError(`could not check the sluice schema: ${errorMessage(err)}`, { cause: err });
+      : new MigrationError(`could not check the sluice schema: ${errorMessage(err)}`, {
+          cause: err,
+          ...(code === '42501'
+            ? {
+                hint: `GRANT USAGE ON SCHEMA ${MIGRATIONS_SCHEMA} TO current role; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${MIGRATIONS_SCHEMA} TO the relay's role`,
+              }
+            : {}),
+        });
   }
   const role = quoteIdent(access.role);
   if (access.can_use_schema === false) {
     throw new MigrationError(
       `role "${access.role}" may not use the schema "${MIGRATIONS_SCHEMA}", which holds Sluice's tables`,
       {
-        hint: `GRANT USAGE, CREATE ON SCHEMA "${MIGRATIONS_SCHEMA}" TO ${role}; (or run the relay as the role that owns it)`,
+        hint: apply
+          ? `GRANT USAGE, CREATE ON SCHEMA "${MIGRATIONS_SCHEMA}" TO ${role}; (or run the relay as the role that owns it)`
+          : `GRANT USAGE ON SCHEMA ${MIGRATIONS_SCHEMA} TO ${role};`,
       },
     );
   }
   const pending = pendingMigrations(migrations, applied).map((m) => m.tag);
-  if (pending.length === 0) return { pending };
+  if (pending.length === 0) {
+    await checkTablePrivileges(db, access.role);
+    return { pending };
+  }
+  if (!apply) {
+    throw new MigrationError(
+      `the schema "${MIGRATIONS_SCHEMA}" lacks Sluice's migrations ${pending.join(', ')}, and SLUICE_AUTO_MIGRATE=false leaves them to an administrator`,
+      {
+        hint: 'run `sluice migrate` with a role that may create the schema (or owns it), or apply `sluice migrate --print` as a DBA, then start the relay again',
+      },
+    );
+  }
   const fixes =
     'or apply them as a DBA (`sluice migrate --print`) and start the relay with SLUICE_AUTO_MIGRATE=false';
   if (!access.schema_exists && !access.can_create_schema) {
@@ -179,6 +208,34 @@ export async function checkMigrations(
     );
   }
   return { pending };
+}
+
+/** What the relay does with its own tables: reads and writes rows, never changes them. */
+const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
+
+/**
+ * Every table the migrations made must be usable by the role (it may not own them: an
+ * administrator migrated): a missing privilege is named with the GRANT, before anything is created.
+ */
+async function checkTablePrivileges(db: Pool | PoolClient | Client, roleName: string): Promise<void> {
+  const tables = MIGRATED_TABLES.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`);
+  const { rows } = await db.query<{ table: string; missing: string[] }>(
+    `SELECT t.name AS table,
+            ARRAY(SELECT p FROM unnest($2::text[]) AS p WHERE NOT has_table_privilege(t.oid, p)) AS missing
+       FROM (SELECT name, to_regclass(name) AS oid FROM unnest($1::text[]) AS name) t
+      WHERE t.oid IS NOT NULL`,
+    [tables, TABLE_PRIVILEGES],
+  );
+  const lacking = rows.filter((r) => r.missing.length > 0);
+  if (lacking.length === 0) return;
+  throw new MigrationError(
+    `role "${roleName}" lacks privileges on Sluice's tables: ${lacking
+      .map((r) => `${r.missing.join(', ')} on ${r.table.replaceAll('"', '')}`)
+      .join('; ')}`,
+    {
+      hint: `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${MIGRATIONS_SCHEMA} TO ${quoteIdent(roleName)};`,
+    },
+  );
 }
 
 function quoteIdent(name: string): string {

@@ -1,5 +1,5 @@
 import { getTableConfig } from 'drizzle-orm/pg-core';
-import { backfill, backfillTable, outbox, snapshotProgress } from './tables.js';
+import { backfill, backfillTable, deadLetters, outbox, parkedEvents, snapshotProgress } from './tables.js';
 
 /**
  * The tables Sluice's migrations create, by schema and name. Before the migrations run, a relay
@@ -10,6 +10,8 @@ export const MIGRATED_TABLES: readonly { schema: string; table: string }[] = [
   snapshotProgress,
   backfill,
   backfillTable,
+  deadLetters,
+  parkedEvents,
 ].map((t) => {
   const config = getTableConfig(t);
   return { schema: config.schema ?? 'public', table: config.name };

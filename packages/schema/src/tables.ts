@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  boolean,
   check,
   customType,
   index,
@@ -10,6 +11,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
   uuid,
   varchar,
 } from 'drizzle-orm/pg-core';
@@ -22,7 +24,6 @@ export const SLUICE_SCHEMA = 'sluice';
  * every exported pgSchema, and drizzle's migrator has already created the schema with IF NOT EXISTS
  * to hold its bookkeeping table `sluice.__drizzle_migrations`, so the generated statement would fail
  * with "schema already exists" (drizzle-orm#5274). The migrator's statement is what creates it.
- * Dead-letter tables (a later issue) will join this file.
  */
 const sluice = pgSchema(SLUICE_SCHEMA);
 
@@ -154,5 +155,74 @@ export const backfillTable = sluice.table(
   (t) => [
     primaryKey({ columns: [t.backfillId, t.schemaName, t.tableName] }),
     check('backfill_table_state_check', sql`state in ('pending', 'running', 'done')`),
+  ],
+);
+
+/** `open` holds its key's later events back (policy park); `replayed` and `discarded` are final. */
+export type DeadLetterState = 'open' | 'replayed' | 'discarded';
+
+/**
+ * Events the relay could not publish and set aside so the stream moves on (`sluice dlq`). The row
+ * is committed before the relay lets its position (slot, poll cursor) pass the event, so nothing
+ * is lost: the event is either in the stream or here. `subject`, `headers` and `body` are the
+ * message exactly as it would have been published (headers include `Nats-Msg-Id`), so a replay
+ * from any machine publishes the same message; they are null when the message could not be built.
+ */
+export const deadLetters = sluice.table(
+  'dead_letters',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    /** The relay's identity (its slot name): relays sharing a database keep their own letters. */
+    relay: text('relay').notNull(),
+    eventId: text('event_id').notNull(),
+    /** The ordering key (table + primary key, or outbox aggregate): later events of it are parked. */
+    eventKey: text('event_key').notNull(),
+    kind: text('kind').$type<'change' | 'outbox'>().notNull(),
+    /** `schema.table` of a row change; the aggregate type of an outbox event. */
+    source: text('source').notNull(),
+    subject: text('subject'),
+    headers: jsonb('headers').$type<Record<string, string>>().notNull().default({}),
+    body: text('body'),
+    /** Bounded classification (`too_large`, `not_authorized`, `bad_row`…): the metric label. */
+    errorCode: text('error_code').notNull(),
+    errorMessage: text('error_message').notNull(),
+    attempts: integer('attempts').notNull(),
+    firstSeen: timestamp('first_seen', { withTimezone: true }).notNull().defaultNow(),
+    lastSeen: timestamp('last_seen', { withTimezone: true }).notNull().defaultNow(),
+    /** Whether later events of the key were parked behind it (SLUICE_DLQ_KEY_POLICY=park). */
+    parks: boolean('parks').notNull(),
+    state: text('state').$type<DeadLetterState>().notNull().default('open'),
+    resolvedAt: timestamp('resolved_at', { withTimezone: true }),
+    resolvedBy: text('resolved_by'),
+  },
+  (t) => [
+    uniqueIndex('dead_letters_relay_event_id_idx').on(t.relay, t.eventId),
+    index('dead_letters_relay_state_key_idx').on(t.relay, t.state, t.eventKey),
+    check('dead_letters_state_check', sql`state in ('open', 'replayed', 'discarded')`),
+  ],
+);
+
+/**
+ * Later events of a key with an open dead letter (SLUICE_DLQ_KEY_POLICY=park), in the order they
+ * arrived (`id`), held until the dead letter is replayed or discarded: then they are published in
+ * this order and removed.
+ */
+export const parkedEvents = sluice.table(
+  'parked_events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    relay: text('relay').notNull(),
+    eventKey: text('event_key').notNull(),
+    eventId: text('event_id').notNull(),
+    kind: text('kind').$type<'change' | 'outbox'>().notNull(),
+    source: text('source').notNull(),
+    subject: text('subject').notNull(),
+    headers: jsonb('headers').$type<Record<string, string>>().notNull(),
+    body: text('body').notNull(),
+    parkedAt: timestamp('parked_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('parked_events_relay_event_id_idx').on(t.relay, t.eventId),
+    index('parked_events_relay_key_idx').on(t.relay, t.eventKey, t.id),
   ],
 );

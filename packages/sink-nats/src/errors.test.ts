@@ -8,7 +8,7 @@ import {
 } from '@nats-io/transport-node';
 import { PermanentError, RetriableError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
-import { classifyPublishError, JsErrCode, type PublishContext } from './errors.js';
+import { classifyPublishError, JsErrCode, type PublishContext, sendsAgain } from './errors.js';
 
 const ctx: PublishContext = {
   subject: 'sluice.cdc.public.orders.insert',
@@ -90,5 +90,19 @@ describe('classifyPublishError', () => {
 
   it('retries an unknown failure rather than dead-lettering a deliverable event', () => {
     expect(classifyPublishError(new Error('socket hang up'), ctx)).toBeInstanceOf(RetriableError);
+  });
+});
+
+describe('sendsAgain', () => {
+  const unknown = new RetriableError('unreadable PubAck', { code: 'unknown' });
+  const timeout = new RetriableError('no PubAck', { code: 'timeout' });
+
+  it('sends an unclassified failure again until it has been sent maxUnclassifiedAttempts times', () => {
+    expect([1, 2, 3].map((attempts) => sendsAgain(unknown, attempts, 3))).toEqual([true, true, false]);
+  });
+
+  it('always sends a recognised transient failure again, and never a permanent one', () => {
+    expect(sendsAgain(timeout, 1_000, 3)).toBe(true);
+    expect(sendsAgain(new PermanentError('too large', { code: 'too_large' }), 1, 3)).toBe(false);
   });
 });

@@ -24,6 +24,10 @@ export const JsErrCode = {
   StreamReplicasNotSupported: 10074,
   InsufficientResources: 10023,
   StreamNameExists: 10058,
+  /** `Nats-Expected-Last-Msg-Id` did not match: "wrong last msg ID: <the stream's last id>". */
+  StreamWrongLastMsgId: 10070,
+  /** `Nats-Expected-Last-Sequence` did not match: "wrong last sequence: <the stream's last seq>". */
+  StreamWrongLastSequence: 10071,
 } as const;
 
 export interface PublishContext {
@@ -155,4 +159,14 @@ function classifyApiError(err: JetStreamApiError, where: string, ctx: PublishCon
         code: 'rejected',
       });
   }
+}
+
+/**
+ * Whether a failed publish is sent again: a retriable failure the sink recognises (timeout, no
+ * responders, disconnected, JetStream unavailable) always; one it could not classify (`unknown`)
+ * until it has been sent `maxUnclassifiedAttempts` times, after which it counts as refused for good
+ * (dead-lettered). As the pipeline does with `retry.maxUnclassifiedAttempts` (SLUICE_DLQ_MAX_ATTEMPTS).
+ */
+export function sendsAgain(err: SluiceError, attempts: number, maxUnclassifiedAttempts: number): boolean {
+  return err instanceof RetriableError && (err.code !== 'unknown' || attempts < maxUnclassifiedAttempts);
 }

@@ -1,6 +1,13 @@
+import { MsgHdrsImpl } from '@nats-io/transport-node';
 import { type ChangeEvent, type OutboxEvent, PermanentError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
-import { changeHeaders, isReservedHeader, outboxHeaders } from './headers.js';
+import { headerBytes } from './header-bytes.js';
+import {
+  changeHeaders as encodeChange,
+  outboxHeaders as encodeOutbox,
+  HeaderEncoder,
+  isReservedHeader,
+} from './headers.js';
 import { SubjectRouter } from './subjects.js';
 
 const source = {
@@ -12,6 +19,10 @@ const source = {
   snapshot: null,
 };
 const ctx = { stream: 'SLUICE', ceSource: 'sluice/SLUICE' };
+
+// What a subscriber sees: the encoded block read back by nats.js.
+const changeHeaders = (...args: Parameters<typeof encodeChange>) => MsgHdrsImpl.decode(encodeChange(...args));
+const outboxHeaders = (...args: Parameters<typeof encodeOutbox>) => MsgHdrsImpl.decode(encodeOutbox(...args));
 
 const change: ChangeEvent = {
   kind: 'change',
@@ -60,14 +71,71 @@ describe('changeHeaders', () => {
 
   it('encodes to NATS header wire format', () => {
     const route = new SubjectRouter().change('public', 'orders', 'update');
-    const wire = new TextDecoder().decode(changeHeaders(change, route, ctx).encode());
+    const wire = new TextDecoder().decode(encodeChange(change, route, ctx));
     expect(wire.startsWith('NATS/1.0\r\n')).toBe(true);
     expect(wire).toContain('\r\nNats-Msg-Id: 0/16B3800-3\r\n');
     expect(wire.endsWith('\r\n\r\n')).toBe(true);
+    expect(wire.slice(0, -2)).not.toContain('\r\n\r\n');
+  });
+
+  it('keeps per-route and per-transaction parts apart from the per-event ones', () => {
+    const encoder = new HeaderEncoder(ctx);
+    const router = new SubjectRouter();
+    const other = { ...change, id: 'x:0/16B3900:0', source: { ...source, commitLsn: '0/16B3900', seq: 0 } };
+    encoder.change(change, router.change('public', 'orders', 'update'));
+    const h = MsgHdrsImpl.decode(encoder.change(other, router.change('public', 'items', 'insert')));
+    expect(h.get('Nats-Msg-Id')).toBe('x:0/16B3900:0');
+    expect(h.get('sluice-commit-lsn')).toBe('0/16B3900');
+    expect(h.get('sluice-seq')).toBe('0');
+    expect(h.get('ce-type')).toBe('io.sluice.cdc.insert');
+    expect(h.get('ce-subject')).toBe('public.items');
+  });
+
+  it('writes a non-ASCII table name as UTF-8', () => {
+    const route = new SubjectRouter().change('public', 'Bestellpositionen Ü', 'insert');
+    expect(changeHeaders(change, route, ctx).get('ce-subject')).toBe('public."Bestellpositionen Ü"');
+  });
+
+  it('adds a header per send to the event lines and the route block, as one block', () => {
+    const route = new SubjectRouter().change('public', 'orders', 'update');
+    const encoder = new HeaderEncoder(ctx);
+    const bytes = headerBytes(
+      encoder.changeLines(change),
+      'Nats-Expected-Last-Msg-Id',
+      'x:1',
+      encoder.routeBlock(route),
+    );
+    const h = MsgHdrsImpl.decode(bytes);
+    expect(h.get('Nats-Expected-Last-Msg-Id')).toBe('x:1');
+    expect(h.toRecord()).toEqual({
+      ...changeHeaders(change, route, ctx).toRecord(),
+      'Nats-Expected-Last-Msg-Id': ['x:1'],
+    });
+  });
+
+  it('sends only the id and the expected stream with CloudEvents off', () => {
+    const route = new SubjectRouter().change('public', 'orders', 'update');
+    expect(changeHeaders(change, route, { ...ctx, cloudEvents: false }).toRecord()).toEqual({
+      'Nats-Msg-Id': ['0/16B3800-3'],
+      'Nats-Expected-Stream': ['SLUICE'],
+    });
   });
 });
 
 describe('outboxHeaders', () => {
+  it('keeps what the payload body cannot tell with CloudEvents off', () => {
+    expect(outboxHeaders(outbox({ traceparent: 't' }), { ...ctx, cloudEvents: false }).toRecord()).toEqual({
+      'Nats-Msg-Id': ['018f7a9e-5b7c-7000-8000-000000000001'],
+      'Nats-Expected-Stream': ['SLUICE'],
+      'ce-type': ['OrderPaid'],
+      'ce-subject': ['order-42'],
+      'ce-time': ['2026-11-21T10:00:00.000Z'],
+      'sluice-commit-lsn': ['0/16B3800'],
+      'sluice-seq': ['3'],
+      traceparent: ['t'],
+    });
+  });
+
   it('uses the event type as ce-type and the aggregate id as ce-subject', () => {
     const h = outboxHeaders(outbox({}), ctx);
     expect(h.get('ce-type')).toBe('OrderPaid');

@@ -18,7 +18,11 @@ import type { ChangeRoute } from './subjects.js';
  * | content-type      | `application/json`                 | `application/json`         |
  * | sluice-commit-lsn | LSN of the transaction's commit    | same                       |
  * | sluice-seq        | index of the event in its transaction | same                    |
+ * | Nats-Expected-Stream | the stream's name               | same                       |
  *
+ * Commit ordering adds one expectation per send (chain.ts): `Nats-Expected-Last-Msg-Id` or, on the
+ * first message after a start or a re-location, `Nats-Expected-Last-Sequence`. nats-server checks
+ * them and stores them with the message as sent (docs/events.md#headers).
  * `sluice-commit-lsn` + `sluice-seq` let a subscriber reassemble transactions: all messages of
  * one transaction share the commit LSN, and seq orders them from 0.
  * Outbox events also carry their own `headers`, which may override `ce-source`, `ce-subject`,
@@ -27,6 +31,10 @@ import type { ChangeRoute } from './subjects.js';
 export const Header = {
   MsgId: 'Nats-Msg-Id',
   ExpectedStream: 'Nats-Expected-Stream',
+  /** Commit ordering: the previous message of the chain (set per send, see chain.ts). */
+  ExpectedLastMsgId: 'Nats-Expected-Last-Msg-Id',
+  /** Commit ordering: the first message after a start or a re-location expects the stream's last seq. */
+  ExpectedLastSeq: 'Nats-Expected-Last-Sequence',
   CeSpecVersion: 'ce-specversion',
   CeId: 'ce-id',
   CeSource: 'ce-source',
@@ -41,6 +49,11 @@ export const Header = {
 export interface HeaderContext {
   stream: string;
   ceSource: string;
+  /**
+   * CloudEvents binary mode (the default). Off (`SLUICE_CLOUDEVENTS=off`), a row change carries
+   * `Nats-Msg-Id` and `Nats-Expected-Stream` only: everything else is in its body.
+   */
+  cloudEvents?: boolean;
 }
 
 /**
@@ -77,54 +90,146 @@ function badHeader(event: OutboxEvent, what: string): PermanentError {
   );
 }
 
-// Setting the map directly skips MsgHdrs.set's per-call key scan and validation; the values
-// written here are validated (outbox) or built from safe parts (changes).
-function base(id: string, commitTime: string, commitLsn: string, seq: number, ctx: HeaderContext) {
-  const h = new MsgHdrsImpl();
-  const m = h.headers;
-  m.set(Header.MsgId, [id]);
-  m.set(Header.ExpectedStream, [ctx.stream]);
-  m.set(Header.CeSpecVersion, ['1.0']);
-  m.set(Header.CeId, [id]);
-  m.set(Header.CeSource, [ctx.ceSource]);
-  m.set(Header.CeTime, [commitTime]);
-  m.set(Header.ContentType, ['application/json']);
-  m.set(Header.CommitLsn, [commitLsn]);
-  m.set(Header.Seq, [String(seq)]);
-  return h;
+/**
+ * Header blocks in NATS wire format (`NATS/1.0`, `name: value` lines, a blank line), built as bytes
+ * without a MsgHdrs map per message. What is the same for every event of a (table, op) (stream,
+ * spec version, source, type, subject, content type) is encoded once per route, what is the same
+ * for a transaction (time, commit LSN) once per transaction: per event only the id and seq are
+ * written (PERF-NOTES: the header set cost more than the body).
+ */
+export class HeaderEncoder {
+  readonly #ctx: HeaderContext;
+  readonly #cloudEvents: boolean;
+  readonly #routes = new WeakMap<ChangeRoute, Buffer>();
+  #txnLsn = '';
+  #txnTime = '';
+  #txnLines = '';
+
+  constructor(ctx: HeaderContext) {
+    this.#ctx = ctx;
+    this.#cloudEvents = ctx.cloudEvents !== false;
+  }
+
+  change(event: ChangeEvent, route: ChangeRoute): Buffer {
+    const lines = this.changeLines(event);
+    const constant = this.routeBlock(route);
+    const length = Buffer.byteLength(lines);
+    const out = Buffer.allocUnsafe(length + constant.length);
+    out.write(lines, 0, length);
+    constant.copy(out, length);
+    return out;
+  }
+
+  /**
+   * The start of a row change's header block (`NATS/1.0` and the lines of this event and its
+   * transaction), as text: `routeBlock` follows it. Kept apart so the sink writes the whole block,
+   * with the per-send expectation, once per send (headerBytes).
+   */
+  changeLines(event: ChangeEvent): string {
+    const s = event.source;
+    const id = event.id;
+    if (CRLF.test(id)) {
+      throw new PermanentError(`change event id ${JSON.stringify(id)} contains CR or LF`, {
+        hint: 'this is a bug in the source that built the id; report it',
+      });
+    }
+    return this.#cloudEvents
+      ? `${HEAD}${Header.MsgId}: ${id}\r\n${Header.CeId}: ${id}\r\n${this.#transactionLines(s.commitLsn, s.commitTime)}${Header.Seq}: ${s.seq}\r\n`
+      : `${HEAD}${Header.MsgId}: ${id}\r\n`;
+  }
+
+  /** The rest of a row change's header block, the same for every event of the route: encoded once. */
+  routeBlock(route: ChangeRoute): Buffer {
+    let constant = this.#routes.get(route);
+    if (constant === undefined) {
+      constant = Buffer.from(this.#routeLines(route));
+      this.#routes.set(route, constant);
+    }
+    return constant;
+  }
+
+  outbox(event: OutboxEvent): Buffer {
+    return Buffer.from(`${this.outboxLines(event)}\r\n`);
+  }
+
+  /** An outbox event's header block as text, without the blank line that closes it. */
+  outboxLines(event: OutboxEvent): string {
+    if (CRLF.test(event.id)) throw badHeader(event, 'an id containing CR or LF');
+    if (CRLF.test(event.type)) throw badHeader(event, 'a type containing CR or LF');
+    if (CRLF.test(event.aggregateId)) throw badHeader(event, 'an aggregate id containing CR or LF');
+    const s = event.source;
+    // Names written so far, lower case, with the value each has (the event's own may replace ours).
+    const h = new Map<string, [string, string]>();
+    const put = (name: string, value: string) => h.set(name.toLowerCase(), [name, value]);
+    put(Header.MsgId, event.id);
+    put(Header.ExpectedStream, this.#ctx.stream);
+    if (this.#cloudEvents) {
+      put(Header.CeSpecVersion, '1.0');
+      put(Header.CeId, event.id);
+      put(Header.CeSource, this.#ctx.ceSource);
+      put(Header.ContentType, 'application/json');
+    }
+    // The body is the application's payload: type, aggregate, time and position exist only here.
+    put(Header.CeType, event.type);
+    put(Header.CeSubject, event.aggregateId);
+    put(Header.CeTime, s.commitTime);
+    put(Header.CommitLsn, s.commitLsn);
+    put(Header.Seq, String(s.seq));
+    for (const name in event.headers) {
+      const value = event.headers[name];
+      if (typeof value !== 'string' || isReservedHeader(name)) continue;
+      if (!validName(name)) throw badHeader(event, `a header named ${JSON.stringify(name)}`);
+      if (CRLF.test(value)) throw badHeader(event, `header ${name} with CR or LF in its value`);
+      // Same-name headers differing only in case would travel twice; the event's own spelling wins.
+      put(name, value);
+    }
+    let text = HEAD;
+    for (const [name, value] of h.values()) text += `${name}: ${value}\r\n`;
+    return text;
+  }
+
+  #routeLines(route: ChangeRoute): string {
+    let text = `${Header.ExpectedStream}: ${this.#ctx.stream}\r\n`;
+    if (this.#cloudEvents) {
+      text +=
+        `${Header.CeSpecVersion}: 1.0\r\n${Header.CeSource}: ${this.#ctx.ceSource}\r\n` +
+        `${Header.CeType}: ${route.ceType}\r\n${Header.CeSubject}: ${route.ceSubject}\r\n` +
+        `${Header.ContentType}: application/json\r\n`;
+    }
+    return `${text}\r\n`;
+  }
+
+  /** The lines shared by the events of one transaction, built when the transaction changes. */
+  #transactionLines(commitLsn: string, commitTime: string): string {
+    if (commitLsn !== this.#txnLsn || commitTime !== this.#txnTime) {
+      this.#txnLsn = commitLsn;
+      this.#txnTime = commitTime;
+      this.#txnLines = `${Header.CeTime}: ${commitTime}\r\n${Header.CommitLsn}: ${commitLsn}\r\n`;
+    }
+    return this.#txnLines;
+  }
 }
 
-export function changeHeaders(event: ChangeEvent, route: ChangeRoute, ctx: HeaderContext): MsgHdrsImpl {
-  const s = event.source;
-  if (CRLF.test(event.id)) {
-    throw new PermanentError(`change event id ${JSON.stringify(event.id)} contains CR or LF`, {
-      hint: 'this is a bug in the source that built the id; report it',
-    });
-  }
-  const h = base(event.id, s.commitTime, s.commitLsn, s.seq, ctx);
-  h.headers.set(Header.CeType, [route.ceType]);
-  h.headers.set(Header.CeSubject, [route.ceSubject]);
-  return h;
+const HEAD = 'NATS/1.0\r\n';
+
+/** The header block of a row change (one-off; the sink keeps a HeaderEncoder). */
+export function changeHeaders(event: ChangeEvent, route: ChangeRoute, ctx: HeaderContext): Uint8Array {
+  return new HeaderEncoder(ctx).change(event, route);
 }
 
-export function outboxHeaders(event: OutboxEvent, ctx: HeaderContext): MsgHdrsImpl {
-  if (CRLF.test(event.id)) throw badHeader(event, 'an id containing CR or LF');
-  if (CRLF.test(event.type)) throw badHeader(event, 'a type containing CR or LF');
-  if (CRLF.test(event.aggregateId)) throw badHeader(event, 'an aggregate id containing CR or LF');
-  const s = event.source;
-  const h = base(event.id, s.commitTime, s.commitLsn, s.seq, ctx);
-  const m = h.headers;
-  m.set(Header.CeType, [event.type]);
-  m.set(Header.CeSubject, [event.aggregateId]);
-  for (const name in event.headers) {
-    const value = event.headers[name];
-    if (typeof value !== 'string' || isReservedHeader(name)) continue;
-    if (!validName(name)) throw badHeader(event, `a header named ${JSON.stringify(name)}`);
-    if (CRLF.test(value)) throw badHeader(event, `header ${name} with CR or LF in its value`);
-    // Same-name headers differing only in case would travel twice; the event's own spelling wins.
-    const lower = name.toLowerCase();
-    if (lower !== name && m.has(lower)) m.delete(lower);
-    m.set(name, [value]);
+/** The header block of an outbox event (one-off; the sink keeps a HeaderEncoder). */
+export function outboxHeaders(event: OutboxEvent, ctx: HeaderContext): Uint8Array {
+  return new HeaderEncoder(ctx).outbox(event);
+}
+
+/**
+ * Hands nats.js a header block encoded already: `publish` only calls `encode()`, synchronously,
+ * and keeps the returned bytes, so one instance serves every publish of a sink.
+ */
+export class EncodedHeaders extends MsgHdrsImpl {
+  bytes: Uint8Array = new Uint8Array(0);
+
+  override encode(): Uint8Array {
+    return this.bytes;
   }
-  return h;
 }

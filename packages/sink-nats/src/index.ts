@@ -1,5 +1,7 @@
+export { type NatsConnectionSettings, natsConnectionOptions } from './connection.js';
 export { classifyPublishError, isJetStreamNotEnabled, isNoResponders, JsErrCode } from './errors.js';
 export { Header, isReservedHeader } from './headers.js';
+export { createKvPositionStore, type KvPositionStoreOptions, kvKeyPart } from './kv-position-store.js';
 export {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_DUPLICATE_WINDOW_MS,
@@ -8,7 +10,7 @@ export {
   DEFAULT_STREAM,
   type NatsSinkOptions,
 } from './options.js';
-export { createNatsSink, type NatsSink } from './sink.js';
+export { createNatsSink, type NatsMessage, type NatsSink } from './sink.js';
 export {
   checkExistingStream,
   inspectStream,

@@ -1,9 +1,8 @@
 import type { Logger, Metrics } from '@sluice/core';
+import type { NatsConnectionSettings } from './connection.js';
 
 /** Options of `createNatsSink`. Validation of user input happens in apps/relay's config. */
-export interface NatsSinkOptions {
-  /** nats-server URL(s), e.g. `nats://localhost:4222`. */
-  servers: string | string[];
+export interface NatsSinkOptions extends NatsConnectionSettings {
   /** JetStream stream name. Default `SLUICE`. */
   stream?: string;
   /** First subject token(s); the stream captures `<prefix>.>`. Default `sluice`. */
@@ -32,8 +31,27 @@ export interface NatsSinkOptions {
   storage?: 'file' | 'memory';
   /** How long a publish waits for its PubAck before failing as retriable. Default 5000. */
   ackTimeoutMs?: number;
+  /**
+   * `commit` (default): messages are stored in the order `publish` is called, through any fault:
+   * each expects the previous one as the stream's last message, and the sink resends from the
+   * first unconfirmed one itself (see chain.ts). Needs the relay to be the stream's only writer.
+   * `key`: no expectations; a failed publish is rejected and the caller retries it.
+   */
+  ordering?: 'commit' | 'key';
+  /**
+   * Commit ordering: sends of an event failing with an error the sink cannot classify before it is
+   * refused for good (then dead-lettered); recognised transient failures are resent for ever.
+   * Default 10. With `key` ordering the caller retries, and its own limit applies.
+   */
+  maxUnclassifiedAttempts?: number;
   /** Placeholders {prefix}, {aggregatetype}, {type}, {aggregateid}. Default `{prefix}.outbox.{aggregatetype}.{type}`. */
   outboxSubjectTemplate?: string;
+  /**
+   * CloudEvents binary mode: `ce-*` and `content-type` headers on every message (default true).
+   * False: a row change carries only `Nats-Msg-Id` and `Nats-Expected-Stream` (the rest is in its
+   * body); an outbox event keeps its type, aggregate id, time and position headers. docs/events.md.
+   */
+  cloudEvents?: boolean;
   /** CloudEvents `source` attribute, e.g. `/sluice/<database>`. Default `sluice/<stream>`. */
   ceSource?: string;
   /** Connection name shown by `nats server report connections`. Default `sluice`. */
@@ -41,11 +59,6 @@ export interface NatsSinkOptions {
   /** Bound with `stream` only: pass a child that names the component, as apps/relay does. */
   logger?: Logger;
   metrics?: Metrics;
-  user?: string;
-  pass?: string;
-  token?: string;
-  /** Path to a `.creds` file (JWT + nkey seed) for decentralised auth. */
-  creds?: string;
 }
 
 export const DEFAULT_STREAM = 'SLUICE';

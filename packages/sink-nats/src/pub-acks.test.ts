@@ -5,7 +5,7 @@ import {
   TimeoutError,
 } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PubAckCollector } from './pub-acks.js';
+import { PubAckCollector, readPubAck } from './pub-acks.js';
 
 type ReplyCallback = (err: Error | null, msg: Msg) => void;
 
@@ -47,7 +47,7 @@ describe('PubAckCollector', () => {
     reply(published[0]?.reply ?? '', '{"stream":"S","seq":1}');
     expect(acks.pending).toBe(1);
     reply(published[1]?.reply ?? '', '{"stream":"S","seq":1,"duplicate":true}');
-    await expect(retry).resolves.toBeUndefined();
+    await expect(retry).resolves.toMatchObject({ seq: 1, duplicate: true });
     acks.close();
   });
 
@@ -76,7 +76,39 @@ describe('PubAckCollector', () => {
     await expect(refused).rejects.toBe(err);
     expect(acks.pending).toBe(1);
     reply(published[1]?.reply ?? '', '{"stream":"S","seq":1}');
-    await expect(allowed).resolves.toBeUndefined();
+    await expect(allowed).resolves.toMatchObject({ seq: 1 });
     acks.close();
+  });
+});
+
+describe('readPubAck', () => {
+  const read = (text: string) => readPubAck(new TextEncoder().encode(text));
+
+  it('reads the sequence and the duplicate flag of the PubAcks nats-server sends', () => {
+    for (const text of [
+      '{"stream":"SL","seq":42}',
+      '{"stream":"SL","seq":42,"duplicate":true}',
+      '{"stream":"SL","domain":"hub","seq":9007199254740}',
+      '{"stream":"seq","seq":1}',
+    ]) {
+      expect(read(text)).toEqual(
+        JSON.parse(text).duplicate
+          ? { seq: JSON.parse(text).seq, duplicate: true }
+          : { seq: JSON.parse(text).seq },
+      );
+    }
+  });
+
+  it('leaves errors and unexpected shapes to JSON.parse', () => {
+    for (const text of [
+      '{"error":{"code":400,"err_code":10070,"description":"wrong last msg ID: x"},"stream":"SL","seq":0}',
+      '{"stream":"SL","seq":-1}',
+      '{"stream":"SL","seq":"1"}',
+      '{"stream":"SL"}',
+      '{"stream":"SL","seq":12345678901234567}',
+      '',
+    ]) {
+      expect(read(text)).toBeUndefined();
+    }
   });
 });

@@ -45,6 +45,13 @@ export interface OutboxPollSourceOptions {
    * republishes nothing.
    */
   drainOnStop?: () => Promise<void>;
+  /**
+   * A row that cannot become an event (a payload that is not JSON, a missing type): `stop`
+   * (default) fails `run` with an OutboxRowError naming the row and the fix, publishing nothing
+   * after it; `dead-letter` pushes it marked `invalid`, in order, for the pipeline's dead-letter
+   * hook (the relay's `sluice.dead_letters`), and the rows after it flow.
+   */
+  invalidRows?: 'stop' | 'dead-letter';
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -65,6 +72,7 @@ export interface ResolvedOptions {
   reconnectMaxMs: number;
   lockKey: bigint;
   drainOnStop: (() => Promise<void>) | undefined;
+  invalidRows: 'stop' | 'dead-letter';
   logger: Logger;
   metrics: Metrics;
 }
@@ -84,6 +92,15 @@ function integer(setting: string, value: unknown, fallback: number, min: number,
 const HOUR_MS = 3_600_000;
 
 /** Validates up front, so a bad setting fails at start-up with its name rather than mid-stream. */
+function oneOf<T extends string>(setting: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new ConfigError(
+    setting,
+    `Expected ${allowed.map((a) => `"${a}"`).join(' or ')}, got ${describe(value)}`,
+  );
+}
+
 export function resolveOptions(options: OutboxPollSourceOptions): ResolvedOptions {
   if (typeof options.pool?.connect !== 'function') {
     throw new ConfigError('pool', 'expected a pg Pool (something with connect())', {
@@ -133,6 +150,7 @@ export function resolveOptions(options: OutboxPollSourceOptions): ResolvedOption
     ),
     lockKey,
     drainOnStop: options.drainOnStop,
+    invalidRows: oneOf('invalidRows', options.invalidRows, ['stop', 'dead-letter'] as const, 'stop'),
     logger: options.logger ?? silentLogger,
     metrics: options.metrics ?? noopMetrics,
   };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLL_COLUMNS, resolvePollColumns } from './columns.js';
 import { OutboxRowError } from './errors.js';
-import { eventFromRow, pollSourceInfo, type RawRow } from './rows.js';
+import { eventFromRow, invalidRowEvent, pollSourceInfo, type RawRow } from './rows.js';
 import type { PollTable } from './table-check.js';
 
 const table: PollTable = {
@@ -98,5 +98,51 @@ describe('pollSourceInfo', () => {
       seq: 3,
       snapshot: null,
     });
+  });
+});
+
+describe('rows that cannot become events', () => {
+  const badRow = (payload: string | null, type: string | null = 'OrderPlaced'): RawRow => [
+    '7',
+    '3',
+    '00000000-0000-4000-8000-000000000001',
+    'order',
+    '42',
+    type,
+    payload,
+    null,
+    '2026-12-04T10:00:00Z',
+  ];
+
+  it('refuses a text payload that is not JSON, naming the column, and accepts JSON text', () => {
+    const textTable = { ...table, payloadIsJson: false };
+    expect(() => eventFromRow(badRow('not json'), textTable)).toThrow(
+      /column "payload" \(payload\) is not JSON: Unexpected token/,
+    );
+    expect(eventFromRow(badRow('{"a":1}'), textTable).event.payload).toBe('{"a":1}');
+    // A json/jsonb column is checked by Postgres: its text is taken as it is.
+    expect(eventFromRow(badRow('{"a":1}'), table).event.payload).toBe('{"a":1}');
+  });
+
+  it('turns such a row into an event marked invalid, keeping what the row holds, for the dead-letter table', () => {
+    const r = badRow('{}', '');
+    let err: unknown;
+    try {
+      eventFromRow(r, table);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OutboxRowError);
+    const { event, cursor } = invalidRowEvent(r, table, err as OutboxRowError);
+    expect(cursor).toEqual({ txid: 7n, position: 3n });
+    expect(event).toMatchObject({
+      id: '00000000-0000-4000-8000-000000000001',
+      aggregateType: 'order',
+      aggregateId: '42',
+      payload: '{}',
+      invalid: { code: 'bad_row' },
+    });
+    expect(event.invalid?.message).toContain('column "type" (type) must be a non-empty string');
+    expect(event.invalid?.message).not.toContain('fix:');
   });
 });

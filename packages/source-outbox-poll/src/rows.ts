@@ -30,6 +30,50 @@ export function rowCursor(row: RawRow): PollCursor {
   return { txid: BigInt(row[Col.Txid] as string), position: BigInt(row[Col.Position] as string) };
 }
 
+/** A text payload column holds any text; the event's body must be JSON (it is embedded verbatim). */
+function checkJson(text: string, column: string, lsn: string): void {
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    throw new InvalidOutboxEventError(
+      'payload',
+      `outbox row at LSN ${lsn}: column ${JSON.stringify(column)} (payload) is not JSON: ${(err as Error).message}`,
+      { cause: err, hint: 'write JSON into the payload column (a jsonb column makes Postgres check it)' },
+    );
+  }
+}
+
+/**
+ * A row that cannot become an event, as an event marked `invalid` (poll mode's `dead-letter`
+ * policy): what the row holds, with a stand-in id when its id is missing, so the pipeline can
+ * dead-letter it in its aggregate's order.
+ */
+export function invalidRowEvent(
+  row: RawRow,
+  table: PollTable,
+  err: OutboxRowError,
+): { event: OutboxEvent; cursor: PollCursor } {
+  const cursor = rowCursor(row);
+  const message = err.message.split('\n  fix:')[0] as string;
+  return {
+    event: {
+      kind: 'outbox',
+      id: row[Col.Id] || `${table.sql}:${cursor.txid}:${cursor.position}`,
+      aggregateType: row[Col.AggregateType] ?? '',
+      aggregateId: row[Col.AggregateId] ?? '',
+      type: row[Col.Type] ?? '',
+      payload: row[Col.Payload] ?? 'null',
+      headers: {},
+      source: pollSourceInfo(cursor, row[Col.CreatedAt] ?? ''),
+      invalid: {
+        code: 'bad_row',
+        message: `${message}; the row is removed from the outbox and kept in sluice.dead_letters: fix the data, write the event again, then sluice dlq discard it to release its aggregate`,
+      },
+    },
+    cursor,
+  };
+}
+
 /**
  * The event of one outbox row: the payload is the column's text as Postgres prints it (so
  * numbers beyond 2^53 keep their digits), headers the JSON object in the headers column.
@@ -48,6 +92,7 @@ export function eventFromRow(row: RawRow, table: PollTable): { event: OutboxEven
   const payload = row[Col.Payload];
   const source = pollSourceInfo(cursor, row[Col.CreatedAt] ?? '');
   try {
+    if (payload != null && table.payloadIsJson === false) checkJson(payload, c.payload, source.lsn);
     const event = outboxEventFromRow(fields, c, source, payload == null ? {} : { payloadText: payload });
     return { event, cursor };
   } catch (err) {

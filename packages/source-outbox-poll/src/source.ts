@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type ComponentStatus,
+  type OutboxEvent,
   PermanentError,
   SluiceError,
   type Source,
@@ -9,7 +10,7 @@ import {
 import { qualifiedTableName } from '@sluice/outbox';
 import type pg from 'pg';
 import { comparePollCursors, formatPollCursor, laterCursor, type PollCursor } from './cursor.js';
-import { classifyPgError } from './errors.js';
+import { classifyPgError, OutboxRowError } from './errors.js';
 import {
   describeLockHolder,
   LOCK_HOLDER_SQL,
@@ -19,7 +20,7 @@ import {
   UNLOCK_SQL,
 } from './lock.js';
 import { type OutboxPollSourceOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { eventFromRow, type RawRow } from './rows.js';
+import { eventFromRow, invalidRowEvent, type RawRow } from './rows.js';
 import { acknowledgeStatement, backlogStatement, readBatchStatement, type Statement } from './sql.js';
 import { checkPollTable, loadCatalog, type PollTable } from './table-check.js';
 
@@ -353,7 +354,18 @@ class OutboxPollSourceImpl implements OutboxPollSource {
       if (rows.length > 0) lastRead = Date.now();
       let last: PollCursor | undefined;
       for (const row of rows) {
-        const { event, cursor } = eventFromRow(row, table);
+        let parsed: { event: OutboxEvent; cursor: PollCursor };
+        try {
+          parsed = eventFromRow(row, table);
+        } catch (err) {
+          if (!(err instanceof OutboxRowError) || o.invalidRows !== 'dead-letter') throw err;
+          parsed = invalidRowEvent(row, table, err);
+          o.logger.warn(
+            { err, eventId: parsed.event.id },
+            'an outbox row cannot become an event: dead-lettering it',
+          );
+        }
+        const { event, cursor } = parsed;
         // Aborted mid-batch: the pushed part stays uncommitted, so it is never acknowledged
         // and its rows stay for the next leader (which republishes them; JetStream dedupes).
         if (!(await untilAborted(output.push(event), signal))) return;

@@ -79,6 +79,7 @@ describe('checkPollTable', () => {
       columns: DEFAULT_POLL_COLUMNS,
       createdAtType: 'timestamptz',
       mode: 'delete',
+      payloadIsJson: true,
       warnings: [],
     });
     expect(check(catalog(sluiceColumns), { mode: 'mark' }).mode).toBe('mark');

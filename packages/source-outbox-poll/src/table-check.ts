@@ -33,6 +33,11 @@ export interface PollTable {
   /** How `columns.createdAt` is stored; null when the table has no creation time. */
   createdAtType: 'timestamptz' | 'timestamp' | null;
   mode: PollMode;
+  /**
+   * The payload column is json or jsonb, so Postgres has checked it is JSON. False for a text
+   * column: each payload is parsed before it is published. Absent: taken as true.
+   */
+  payloadIsJson?: boolean;
   /** Non-fatal findings (a missing index), each with its fix, for the start-up log. */
   warnings: string[];
 }
@@ -202,7 +207,17 @@ export function checkPollTable(
       `no index on ${table} (${q(columns.txid)}, ${q(columns.position)}): every poll scans the table; ${orderIndexStatement(table, columns, mode)}`,
     );
   }
-  return { name, sql: table, columns: { ...columns, createdAt }, createdAtType, mode, warnings };
+  const payloadType = byName.get(columns.payload)?.type;
+  const payloadIsJson = payloadType === 'json' || payloadType === 'jsonb';
+  return {
+    name,
+    sql: table,
+    columns: { ...columns, createdAt },
+    createdAtType,
+    mode,
+    payloadIsJson,
+    warnings,
+  };
 }
 
 /** Anything that runs a query: a pg Client or PoolClient. */

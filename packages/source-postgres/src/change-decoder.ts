@@ -420,8 +420,16 @@ function rawTuple(rel: CachedRelation, tuple: TupleData): RawTuple {
       // Sluice never asks for binary values, and an insert carries no unchanged TOAST marker.
       return undefined;
     },
+    isJson(column) {
+      const c = rel.columns.find((col) => col.name === column);
+      return c === undefined ? undefined : c.typeOid === JSON_OID || c.typeOid === JSONB_OID;
+    },
   };
 }
+
+/** pg_type OIDs of json and jsonb (fixed in every Postgres). */
+const JSON_OID = 114;
+const JSONB_OID = 3802;
 
 /**
  * The columns, in column order, whose value differs between the old and the new row, among those

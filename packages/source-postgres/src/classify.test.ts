@@ -1,6 +1,6 @@
 import { ConfigError, PermanentError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
-import { classifyConnectionError, pidFromSlotInUseMessage } from './classify.js';
+import { classifyConnectionError, classifyPostgresError, pidFromSlotInUseMessage } from './classify.js';
 import {
   ReplicationConnectionError,
   SlotBusyError,
@@ -28,9 +28,29 @@ describe('classifyConnectionError', () => {
     expect(lost).toBeInstanceOf(SlotInvalidatedError);
     expect(lost.retriable).toBe(false);
     expect(lost.message).toContain('pg_drop_replication_slot');
+    const withDetail = classify(
+      Object.assign(serverError('55000', 'cannot read from logical replication slot "sluice"'), {
+        detail: 'This slot has been invalidated because it exceeded the maximum reserved size.',
+      }),
+    );
+    expect(withDetail.message).toContain(
+      'was invalidated (cannot read from logical replication slot "sluice": This slot has been invalidated because it exceeded the maximum reserved size)',
+    );
     const dropped = classify(serverError('42704', 'replication slot "sluice" does not exist'));
     expect(dropped).toBeInstanceOf(SlotDroppedError);
     expect(dropped.retriable).toBe(false);
+  });
+
+  it("treats a standby's synchronized copy of a failover slot as retriable (usable once promoted), not as invalidated", () => {
+    // Postgres 17+ (logical.c) when a relay reaches a standby before the failover promoted it.
+    const synced = Object.assign(
+      serverError('55000', 'cannot use replication slot "sluice" for logical decoding'),
+      { detail: 'This replication slot is being synchronized from the primary server.' },
+    );
+    const e = classify(synced);
+    expect(e).toBeInstanceOf(ReplicationConnectionError);
+    expect(e.retriable).toBe(true);
+    expect(e.message).toMatch(/synchronized copy of a failover slot/);
   });
 
   it('treats authentication, missing databases and syntax errors as permanent', () => {
@@ -65,5 +85,38 @@ describe('classifyConnectionError', () => {
   it('reads the PID from the 55006 message', () => {
     expect(pidFromSlotInUseMessage('replication slot "s" is active for PID 77')).toBe(77);
     expect(pidFromSlotInUseMessage('something else')).toBeNull();
+  });
+});
+
+describe('TLS failures are permanent and say which setting to fix', () => {
+  /** What node's TLS socket rejects with, wrapped as pg and the schema checks wrap it. */
+  const tlsFailure = (code: string) =>
+    new Error('could not check the sluice schema', {
+      cause: Object.assign(new Error('unable to verify the first certificate'), { code }),
+    });
+
+  it('a certificate another CA signed, or for another name, on either connection', () => {
+    for (const code of [
+      'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      'SELF_SIGNED_CERT_IN_CHAIN',
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+    ]) {
+      const control = classifyPostgresError(tlsFailure(code), 'checking the tables');
+      expect(control).toBeInstanceOf(PermanentError);
+      expect(control.message).toContain(`the Postgres server certificate does not verify (${code}`);
+      expect(control.message).toContain('sslrootcert in SLUICE_DATABASE_URL');
+      expect(classify(tlsFailure(code))).toBeInstanceOf(PermanentError);
+    }
+  });
+
+  it('a server without TLS when the URL asks for it', () => {
+    const e = classifyPostgresError(new Error('The server does not support SSL connections'), 'connecting');
+    expect(e).toBeInstanceOf(PermanentError);
+    expect(e.message).toContain('ssl = on');
+  });
+
+  it('a plain connection failure stays retriable', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    expect(classifyPostgresError(refused, 'connecting').retriable).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { PermanentError, RetriableError, SluiceError } from '@sluice/core';
+import { certificateFailure, PermanentError, RetriableError, SluiceError } from '@sluice/core';
 import {
   ReplicationConnectionError,
   SlotBusyError,
@@ -21,6 +21,8 @@ export function pidFromSlotInUseMessage(message: string): number | null {
  */
 export function classifyConnectionError(err: unknown, slot: string, where: string): SluiceError {
   if (err instanceof SluiceError) return err;
+  const tls = tlsError(err, `connecting to Postgres at ${where}`);
+  if (tls) return tls;
   const message = err instanceof Error ? err.message : String(err);
   const code = sqlState(err);
   if (code === '55006') {
@@ -33,13 +35,26 @@ export function classifyConnectionError(err: unknown, slot: string, where: strin
   }
   if (code === '42704' && /replication slot/i.test(message))
     return new SlotDroppedError(slot, { cause: err });
+  if (code === '55000' && /synchronized from the primary/i.test(detailOf(err))) {
+    // A standby's copy of a failover slot (sync_replication_slots): usable once the standby is
+    // promoted, which is what a relay pointed at the new primary's address waits for.
+    return new ReplicationConnectionError(
+      `replication slot "${slot}" on ${where} is a standby's synchronized copy of a failover slot: it can be streamed from only once this server is promoted`,
+      {
+        cause: err,
+        hint: 'point SLUICE_DATABASE_URL at the primary (or wait for the failover to promote this server); retrying',
+      },
+    );
+  }
   if (code === '55000' && /replication slot|invalidated/i.test(message)) {
-    return new SlotInvalidatedError(slot, message, { cause: err });
+    // The DETAIL says why ("This slot has been invalidated because it exceeded the maximum reserved size.").
+    const detail = detailOf(err).replace(/\.$/, '');
+    return new SlotInvalidatedError(slot, detail ? `${message}: ${detail}` : message, { cause: err });
   }
   if (code?.startsWith('28') || code === '42501') {
     return new PermanentError(`Postgres at ${where} refused the connection: ${message}`, {
       cause: err,
-      hint: 'check the user and password in the connection string, pg_hba.conf (a "replication" line for logical replication), and that the role has the REPLICATION attribute',
+      hint: 'check the user and password in the connection string, pg_hba.conf (logical replication connections match the lines of their database, not the "replication" keyword, which is for physical replication), and that the role has the REPLICATION attribute',
     });
   }
   if (code === '3D000') {
@@ -63,6 +78,12 @@ export function classifyConnectionError(err: unknown, slot: string, where: strin
   });
 }
 
+/** The DETAIL of a Postgres error (node-postgres sets `detail`), or ''. */
+function detailOf(err: unknown): string {
+  const detail = (err as { detail?: unknown } | null)?.detail;
+  return typeof detail === 'string' ? detail : '';
+}
+
 /**
  * For ordinary queries on the control connection (checks, snapshot planning): a server or network
  * that is away is retriable; refused credentials, a missing database and anything the server
@@ -70,6 +91,8 @@ export function classifyConnectionError(err: unknown, slot: string, where: strin
  */
 export function classifyPostgresError(err: unknown, what: string): SluiceError {
   if (err instanceof SluiceError) return err;
+  const tls = tlsError(err, what);
+  if (tls) return tls;
   const message = err instanceof Error ? err.message : String(err);
   const code = sqlState(err);
   if (code?.startsWith('28')) {
@@ -93,4 +116,31 @@ export function classifyPostgresError(err: unknown, what: string): SluiceError {
     });
   }
   return new PermanentError(`${what}: ${message}`, { cause: err });
+}
+
+/**
+ * A server certificate that does not verify (sslmode=verify-full/verify-ca), or a server without
+ * TLS when the URL asks for it: permanent, the same handshake fails again.
+ */
+export function tlsError(err: unknown, what: string): PermanentError | undefined {
+  const certificate = certificateFailure(err);
+  if (certificate) {
+    return new PermanentError(`${what}: the Postgres server certificate does not verify (${certificate})`, {
+      cause: err,
+      code: 'tls',
+      hint: 'sslrootcert in SLUICE_DATABASE_URL must name the CA that signed the server certificate, and the host must be a name the certificate holds (sslmode=verify-full checks both)',
+    });
+  }
+  const message = err instanceof Error ? err.message : '';
+  if (/server does not support SSL/i.test(message)) {
+    return new PermanentError(
+      `${what}: the URL asks for TLS (sslmode) but the Postgres server does not offer it`,
+      {
+        cause: err,
+        code: 'tls',
+        hint: 'turn on ssl in postgresql.conf (ssl = on, ssl_cert_file, ssl_key_file), or connect to a server that has it',
+      },
+    );
+  }
+  return undefined;
 }

@@ -43,6 +43,22 @@ export class SlotMismatchError extends PermanentError {
   }
 }
 
+/** `failoverSlot` on a server older than Postgres 17, which has no failover slots. */
+export class FailoverSlotUnsupportedError extends ConfigError {
+  override name = 'FailoverSlotUnsupportedError';
+  constructor(where: string, serverVersion: string) {
+    super(
+      'failoverSlot',
+      `failover slots need Postgres 17 or newer, and ${where} runs Postgres ${serverVersion}: the replication slot cannot be created with failover (nothing was created)`,
+      {
+        hint:
+          'upgrade the server to Postgres 17+ (with sync_replication_slots on its standbys), or set SLUICE_FAILOVER_SLOT=false; ' +
+          'before 17 a standby keeps no logical slot: after a failover the relay creates a new one on the promoted server, and changes not relayed before the failover are lost (SLUICE_SNAPSHOT=initial reads the tables again)',
+      },
+    );
+  }
+}
+
 /** The slot was invalidated: the WAL it needed was removed, changes since its position are gone. */
 export class SlotInvalidatedError extends PermanentError {
   override name = 'SlotInvalidatedError';
@@ -53,8 +69,9 @@ export class SlotInvalidatedError extends PermanentError {
       {
         ...options,
         hint:
-          `drop the slot (SELECT pg_drop_replication_slot('${slot.replaceAll("'", "''")}')) and start again with ` +
-          "snapshot 'initial' to re-read the tables; raise max_slot_wal_keep_size (or keep the relay running) so it does not happen again",
+          'stop the relays and run `sluice slot reset --resnapshot`: it drops the slot and clears its snapshot progress, so the next start reads the tables again ' +
+          `(by hand: SELECT pg_drop_replication_slot('${slot.replaceAll("'", "''")}') and DELETE FROM sluice.snapshot_progress WHERE slot = '${slot.replaceAll("'", "''")}'); ` +
+          'raise max_slot_wal_keep_size (or keep the relay running) so it does not happen again',
       },
     );
   }

@@ -8,9 +8,10 @@ export {
   type ChangeDecoderOptions,
   HEARTBEAT_PREFIX,
 } from './change-decoder.js';
-export { classifyConnectionError, classifyPostgresError } from './classify.js';
+export { classifyConnectionError, classifyPostgresError, tlsError } from './classify.js';
 export {
   describeHolder,
+  FailoverSlotUnsupportedError,
   MissingTablesError,
   ReplicationConnectionError,
   SlotBusyError,
@@ -42,3 +43,4 @@ export * from './snapshot/index.js';
 export { createPostgresSource, type PostgresSource } from './source.js';
 export { protocolVersionFor, qualifiedName, quoteIdent, quoteLiteral } from './sql.js';
 export type { StartupCheckOptions, StartupPlan, StartupReport, TableInfo } from './startup.js';
+export { readTableShapes } from './table-shapes.js';

@@ -25,6 +25,13 @@ export interface PostgresSourceOptions {
   slot?: string;
   /** Publication; created (or extended) at start-up; default 'sluice'. */
   publication?: string;
+  /**
+   * Postgres 17+: create the slot as a failover slot (a standby with `sync_replication_slots`
+   * keeps a copy), and switch an existing slot without it to failover (ALTER_REPLICATION_SLOT)
+   * before streaming from it. Refused by the start-up checks on older servers. Default false:
+   * the slot is created without failover and an existing slot is left as it is.
+   */
+  failoverSlot?: boolean;
   /** Captured tables; empty means no row changes are published (logical messages only). */
   tables?: TableRef[];
   /** Read by the snapshotter (snapshot/); the stream itself does not snapshot. Default 'initial'. */
@@ -59,6 +66,7 @@ export interface ResolvedOptions {
   connectionString: string;
   slot: string;
   publication: string;
+  failoverSlot: boolean;
   tables: TableRef[];
   /** `tables` plus the outbox hooks' tables: what the publication must contain. */
   publishedTables: TableRef[];
@@ -127,6 +135,7 @@ export function resolveOptions(options: PostgresSourceOptions): ResolvedOptions 
     connectionString: options.connectionString,
     slot: nonEmpty('slot', options.slot, 'sluice'),
     publication: nonEmpty('publication', options.publication, 'sluice'),
+    failoverSlot: flag('failoverSlot', options.failoverSlot),
     tables,
     publishedTables,
     snapshot,
@@ -141,6 +150,13 @@ export function resolveOptions(options: PostgresSourceOptions): ResolvedOptions 
     applicationName: options.applicationName ?? 'sluice',
     drainOnStop: options.drainOnStop,
   };
+}
+
+function flag(name: string, value: boolean | undefined): boolean {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new ConfigError(name, `expected true or false, got ${describe(value)}`);
+  }
+  return value ?? false;
 }
 
 function checkTables(setting: string, tables: readonly TableRef[]): TableRef[] {

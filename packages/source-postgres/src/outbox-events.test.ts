@@ -121,3 +121,49 @@ describe('createOutboxHooks', () => {
     expect(hooks.onInsert).toBeUndefined();
   });
 });
+
+describe('outbox rows and messages that cannot be events', () => {
+  const wiring = (invalidEvents?: 'stop' | 'dead-letter') => ({
+    table: outbox,
+    columns: DEFAULT_OUTBOX_COLUMNS,
+    messagePrefix: 'sluice.outbox',
+    logger: recordingLogger(),
+    ...(invalidEvents ? { invalidEvents } : {}),
+  });
+  const textPayload = {
+    text: (c: string) => (c === 'payload' ? 'not json' : undefined),
+    isJson: () => false,
+  };
+
+  it('throws by default, so the relay stops before the event', () => {
+    const hooks = createOutboxHooks(wiring());
+    expect(() => hooks.onInsert?.(outbox, { ...row, type: '' }, context(0x20n), raw)).toThrow(
+      /column "type" \(type\) must be a non-empty string/,
+    );
+    expect(() => hooks.onInsert?.(outbox, row, context(0x20n), textPayload)).toThrow(
+      /column "payload" \(payload\) is not JSON/,
+    );
+  });
+
+  it('with dead-letter returns the event marked invalid, with what the row or message holds, taking its seq', () => {
+    const hooks = createOutboxHooks(wiring('dead-letter'));
+    const ctx = context(0x20n);
+    const [fromRow] = hooks.onInsert?.(outbox, row, ctx, textPayload) ?? [];
+    expect(fromRow).toMatchObject({
+      kind: 'outbox',
+      id: 'e-1',
+      aggregateType: 'order',
+      aggregateId: '1',
+      type: 'Placed',
+      payload: 'not json',
+      source: { seq: 0 },
+      invalid: { code: 'bad_row' },
+    });
+    const [fromMessage] = hooks.onLogicalMessage?.(message('sluice.outbox', true, 'nope'), ctx) ?? [];
+    expect(fromMessage).toMatchObject({ id: 's:0/20:1', payload: 'nope', invalid: { code: 'bad_row' } });
+    expect((fromMessage as { invalid: { message: string } }).invalid.message).toMatch(/content is not JSON/);
+    // A json or jsonb column is checked by Postgres: its text is not parsed again.
+    const [jsonb] = hooks.onInsert?.(outbox, row, ctx, { ...textPayload, isJson: () => true }) ?? [];
+    expect(jsonb).not.toHaveProperty('invalid');
+  });
+});

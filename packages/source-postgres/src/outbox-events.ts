@@ -1,4 +1,11 @@
-import { formatTableName, type Logger, PermanentError } from '@sluice/core';
+import {
+  formatTableName,
+  type JsonValue,
+  type Logger,
+  type OutboxEvent,
+  PermanentError,
+  type SourceInfo,
+} from '@sluice/core';
 import {
   InvalidOutboxEventError,
   type OutboxColumns,
@@ -17,6 +24,54 @@ export interface OutboxWiring {
   /** Prefix of the transactional logical messages that are outbox events; null disables them. */
   messagePrefix: string | null;
   logger: Logger;
+  /**
+   * An outbox row or message that cannot be an event (a text payload that is not JSON, a missing
+   * type, a message that is not JSON): `stop` (default) throws, so the relay stops before it and the
+   * slot keeps it; `dead-letter` returns it marked `invalid`, for the pipeline's dead-letter hook.
+   */
+  invalidEvents?: 'stop' | 'dead-letter';
+}
+
+/** A text payload column may hold any text; the envelope embeds it verbatim, so it must be JSON. */
+function checkJsonPayload(text: string, column: string, source: SourceInfo): void {
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    throw new InvalidOutboxEventError(
+      'payload',
+      `outbox row at LSN ${source.lsn}: column ${JSON.stringify(column)} (payload) is not JSON: ${(err as Error).message}`,
+      { cause: err, hint: 'write JSON into the payload column (a jsonb column makes Postgres check it)' },
+    );
+  }
+}
+
+function textOf(value: JsonValue | undefined): string {
+  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
+}
+
+/** What the dead letter keeps of an outbox row or message that is not an event. */
+function invalidEvent(
+  err: InvalidOutboxEventError,
+  source: SourceInfo,
+  fallbackId: string,
+  fields: { id?: JsonValue; aggregateType?: JsonValue; aggregateId?: JsonValue; type?: JsonValue },
+  payload: string,
+): OutboxEvent {
+  const id = textOf(fields.id);
+  return {
+    kind: 'outbox',
+    id: id === '' ? fallbackId : id,
+    aggregateType: textOf(fields.aggregateType),
+    aggregateId: textOf(fields.aggregateId),
+    type: textOf(fields.type),
+    payload,
+    headers: {},
+    source,
+    invalid: {
+      code: 'bad_row',
+      message: `${err.message.split('\n  fix:')[0]}; it is kept in sluice.dead_letters: fix the writer, write the event again, then sluice dlq discard it to release its aggregate`,
+    },
+  };
 }
 
 /**
@@ -45,14 +100,37 @@ export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
       // The payload column's text as Postgres sent it: parsing and re-serialising would round
       // big integers and reorder or respace `json` text.
       const payloadText = raw.text(columns.payload);
+      const source = context.nextSource();
       try {
+        if (typeof payloadText === 'string' && raw.isJson?.(columns.payload) === false) {
+          checkJsonPayload(payloadText, columns.payload, source);
+        }
         return [
-          outboxEventFromRow(row, columns, context.nextSource(), {
+          outboxEventFromRow(row, columns, source, {
             ...(typeof payloadText === 'string' ? { payloadText } : {}),
           }),
         ];
       } catch (err) {
-        throw inTable(err, name);
+        const e = inTable(err, name);
+        if (wiring.invalidEvents !== 'dead-letter' || !(e instanceof InvalidOutboxEventError)) throw e;
+        const field = (f: keyof OutboxColumns) => {
+          const column = columns[f];
+          return column === null ? undefined : row[column];
+        };
+        return [
+          invalidEvent(
+            e,
+            source,
+            context.changeId(source),
+            {
+              id: field('id'),
+              aggregateType: field('aggregateType'),
+              aggregateId: field('aggregateId'),
+              type: field('type'),
+            },
+            payloadText ?? 'null',
+          ),
+        ];
       }
     };
     hooks.onIgnoredChange = (relation, op, context) => {
@@ -81,7 +159,17 @@ export function createOutboxHooks(wiring: OutboxWiring): OutboxHooks {
         );
         return [];
       }
-      return [outboxEventFromMessage(message.content, context.nextSource())];
+      const source = context.nextSource();
+      try {
+        return [outboxEventFromMessage(message.content, source)];
+      } catch (err) {
+        if (wiring.invalidEvents !== 'dead-letter' || !(err instanceof InvalidOutboxEventError)) throw err;
+        const content =
+          typeof message.content === 'string'
+            ? message.content
+            : Buffer.from(message.content).toString('utf8');
+        return [invalidEvent(err, source, context.changeId(source), {}, content)];
+      }
     };
   }
   return hooks;

@@ -32,6 +32,8 @@ export interface StreamContext {
 export interface RawTuple {
   /** The column's text as sent; null for SQL NULL; undefined when the relation has no such column. */
   text(column: string): string | null | undefined;
+  /** Whether the column is json or jsonb (Postgres checked its text); undefined when there is no such column. */
+  isJson?(column: string): boolean | undefined;
 }
 
 /** A change the stream drops because the relation is only published for `onInsert`. */

@@ -75,6 +75,14 @@ export class ReplicationConnection {
   }
 
   /**
+   * Runs a statement before START_REPLICATION: SQL (simple protocol only: no parameters on a
+   * replication connection) or a replication command that returns (ALTER_REPLICATION_SLOT).
+   */
+  async command<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string): Promise<T[]> {
+    return (await this.client.query<T>(sql)).rows;
+  }
+
+  /**
    * Sends START_REPLICATION and resolves once Postgres switched to CopyBoth mode (the slot is
    * ours), or rejects with Postgres' error (slot in use, slot missing, ...).
    */
@@ -83,7 +91,9 @@ export class ReplicationConnection {
     connection.on('copyData', (message: unknown) => {
       if (this.closing) return;
       const chunk = copyDataChunk(message);
-      if (chunk) onData(new Uint8Array(chunk));
+      // Buffer.from copies small payloads into Node's shared pool: a fresh ArrayBuffer per message
+      // (new Uint8Array) costs an allocation of its own and more GC.
+      if (chunk) onData(Buffer.from(chunk));
     });
     return new Promise<void>((resolve, reject) => {
       connection.once('replicationStart', () => resolve());

@@ -1,6 +1,7 @@
 import { PermanentError, type RelayEvent, SluiceError, type SourceOutput } from '@sluice/core';
 import { decodeReplicationMessage, formatLsn, type ReplicationMessage } from '@sluice/pgoutput';
 import { type CapturedTable, ChangeDecoder } from './change-decoder.js';
+import { SlotBusyError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { OutboxHooks } from './outbox-hooks.js';
 import { ReplicationConnection } from './replication-connection.js';
@@ -73,6 +74,36 @@ export class ReplicationSession {
     this.resumeAt = Math.floor(s.options.maxBufferedMessages / 2);
   }
 
+  /**
+   * The slot exists without failover and the relay is asked for a failover slot: switch it on, on
+   * the connection about to stream from it. ALTER_REPLICATION_SLOT acquires the slot and waits for
+   * whoever holds it, so a slot in use is reported busy first (this relay then stands by, as it
+   * would at START_REPLICATION). Logged as a warning: it changes a slot that may have been created
+   * by someone else. Never switched off.
+   */
+  private async enableFailover(conn: ReplicationConnection): Promise<void> {
+    const { options, report } = this.s;
+    const [row] = await conn.command<{ active_pid: number | null }>(
+      `SELECT active_pid FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(options.slot)}`,
+    );
+    if (row?.active_pid != null) {
+      const pid = Number(row.active_pid);
+      throw new SlotBusyError(options.slot, {
+        pid,
+        applicationName: null,
+        clientAddr: null,
+        backendStart: null,
+      });
+    }
+    const command = `ALTER_REPLICATION_SLOT ${quoteIdent(options.slot)} (FAILOVER true)`;
+    await conn.command(command);
+    report.slot.failover = true;
+    options.logger.warn(
+      { slot: options.slot, command },
+      `replication slot "${options.slot}" had failover off; turned it on as SLUICE_FAILOVER_SLOT=true asks (${command}), so standbys with sync_replication_slots = on now keep a copy of it`,
+    );
+  }
+
   /** The acknowledged cursor advanced: report it to Postgres soon. */
   acknowledged(): void {
     this.status?.acknowledged();
@@ -101,6 +132,7 @@ export class ReplicationSession {
       this.wakeUp();
     });
     try {
+      if (options.failoverSlot && report.slot.failover === false) await this.enableFailover(conn);
       const started = conn.startReplication(
         startReplicationCommand(report, options.slot, options.publication),
         (payload) => this.onPayload(payload),
@@ -191,7 +223,11 @@ export class ReplicationSession {
           throw decodeFailure(err, `the pgoutput message at ${formatLsn(msg.walStart)}`);
         }
         for (let i = 0; i < out.length; i++) {
-          await this.push(output, out[i]!);
+          const event = out[i]!;
+          const pushed = output.push(event);
+          // Room in the window: go on synchronously (the read loop yields once the queue is empty).
+          if (output.hasRoom?.() === true) continue;
+          await this.waitForRoom(pushed);
           if (signal.aborted) return;
         }
         out.length = 0;
@@ -217,9 +253,9 @@ export class ReplicationSession {
     }
   }
 
-  private async push(output: SourceOutput<bigint>, event: RelayEvent): Promise<void> {
+  private async waitForRoom(pushed: Promise<void>): Promise<void> {
     let settled = false;
-    const pushed = output.push(event).then(() => {
+    pushed = pushed.then(() => {
       settled = true;
     });
     // One microtask: a push that had already resolved has run its reaction by now.

@@ -41,6 +41,12 @@ export interface PostgresSource extends Source<bigint> {
   check(options?: StartupCheckOptions): Promise<StartupPlan>;
   /** Start-up checks; creates the publication and slot when missing. Idempotent; `run()` calls it too. */
   prepare(): Promise<StartupReport>;
+  /**
+   * Resolves true once this source streams from the slot for the first time, i.e. holds it (an
+   * active relay, not a standby waiting for another to release it); false when `signal` aborts
+   * first. Work only the slot's holder may do (the snapshot) waits for it.
+   */
+  firstStreaming(signal: AbortSignal): Promise<boolean>;
   /** The newest cursor acknowledged (starts at the slot's confirmed_flush_lsn). */
   acknowledgedLsn(): bigint;
   /** Resolves once `acknowledgedLsn() > lsn`; rejects with the signal's reason on abort. */
@@ -66,6 +72,8 @@ class PostgresReplicationSource implements PostgresSource {
   isNewSlot = false;
   private acknowledgedCursor = 0n;
   private readonly waiters = new Set<Waiter>();
+  private streamed = false;
+  private readonly streamingWaiters = new Set<() => void>();
   private state: ComponentStatus = { ready: false, detail: 'not started' };
   private session: ReplicationSession | undefined;
   private pool: pg.Pool | undefined;
@@ -100,6 +108,22 @@ class PostgresReplicationSource implements PostgresSource {
 
   acknowledgedLsn(): bigint {
     return this.acknowledgedCursor;
+  }
+
+  firstStreaming(signal: AbortSignal): Promise<boolean> {
+    if (this.streamed) return Promise.resolve(true);
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const done = (value: boolean) => {
+        this.streamingWaiters.delete(onStreaming);
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      };
+      const onStreaming = () => done(true);
+      const onAbort = () => done(false);
+      this.streamingWaiters.add(onStreaming);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   acknowledge(cursor: bigint): void {
@@ -284,6 +308,10 @@ class PostgresReplicationSource implements PostgresSource {
           );
           // The slot just became active: report it now rather than at the next periodic poll.
           void monitor.poll();
+          if (!this.streamed) {
+            this.streamed = true;
+            for (const resolve of [...this.streamingWaiters]) resolve();
+          }
         },
         onLost: (err) => {
           // A standby's retry failing is no news: the error handling below says what it was.

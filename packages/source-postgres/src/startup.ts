@@ -3,6 +3,7 @@ import { type ProtocolVersion, parseLsn, type ReplicaIdentity } from '@sluice/pg
 import type pg from 'pg';
 import {
   describeHolder,
+  FailoverSlotUnsupportedError,
   MissingTablesError,
   type SlotHolder,
   SlotInvalidatedError,
@@ -40,6 +41,8 @@ export interface StartupReport {
     confirmedFlushLsn: bigint | null;
     /** Set when another connection streams from the slot right now. */
     holder: SlotHolder | null;
+    /** pg_replication_slots.failover (Postgres 17+); null before 17. */
+    failover: boolean | null;
   };
   /** Problems that do not stop the relay but lose something (printed as warnings). */
   warnings: string[];
@@ -96,6 +99,8 @@ interface ServerRow {
   can_create: boolean;
   slots_used: string;
   max_slots: string;
+  /** '-1' (unlimited), a size such as '10GB', or null before Postgres 13. */
+  max_slot_wal_keep_size: string | null;
 }
 
 /**
@@ -119,7 +124,8 @@ export async function checkStartup(
               (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS can_replicate,
               has_database_privilege(current_database(), 'CREATE') AS can_create,
               (SELECT count(*) FROM pg_replication_slots)::text AS slots_used,
-              current_setting('max_replication_slots') AS max_slots`,
+              current_setting('max_replication_slots') AS max_slots,
+              current_setting('max_slot_wal_keep_size', true) AS max_slot_wal_keep_size`,
     )
   ).rows[0]!;
   const where = describeTarget(options.connectionString, server.database);
@@ -130,18 +136,38 @@ export async function checkStartup(
     });
   }
   const serverVersionNum = Number(server.version_num);
+  if (options.failoverSlot && serverVersionNum < 170000)
+    throw new FailoverSlotUnsupportedError(where, server.version);
   const warnings: string[] = [];
+  if (server.max_slot_wal_keep_size === '-1') {
+    // The slot then keeps WAL for as long as the relay is away: a relay gone for good fills the
+    // database's disk. A limit trades that for an invalidated slot, which the relay refuses loudly.
+    warnings.push(
+      `max_slot_wal_keep_size is unlimited on ${where}: while the relay is stopped or stuck, slot "${options.slot}" keeps every WAL segment and the database's disk can fill. ` +
+        "Fix: ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (size it to ride out your longest relay outage; past it the slot is invalidated and `sluice slot reset --resnapshot` starts over)",
+    );
+  }
   const later = check.createdLater ?? [];
   const tables = await inspectTables(client, options, where, warnings, later);
   await checkPartitions(client, options, serverVersionNum, where);
   const publication = await checkPublication(client, options, server, where, tables, later, warnings);
+  const unreadable = tables.filter(
+    (t) => !t.readable && options.tables.some((c) => c.schema === t.schema && c.table === t.table),
+  );
+  if (unreadable.length > 0) {
+    const list = unreadable.map((t) => qualifiedName(t.schema, t.table)).join(', ');
+    throw new PermanentError(
+      `role "${server.role}" on ${where} may not read ${unreadable.map(formatTableName).join(', ')}: the initial snapshot and backfills SELECT from captured tables`,
+      { hint: `GRANT SELECT ON ${list} TO ${quoteIdent(server.role)};` },
+    );
+  }
   const slot = await checkSlot(client, options, serverVersionNum, server, where);
   return {
     where,
     serverVersion: server.version,
     serverVersionNum,
     database: server.database,
-    tables: tables.map(({ owned: _, ...info }) => info),
+    tables: tables.map(({ owned: _, readable: __, ...info }) => info),
     publication,
     slot,
     warnings,
@@ -174,8 +200,11 @@ export async function runStartupChecks(
   };
 }
 
-/** A published table as checked: `owned` when the role may put it in a publication. */
-type CheckedTable = TableInfo & { owned: boolean };
+/**
+ * A published table as checked: `owned` when the role may put it in a publication, `readable` when
+ * it may SELECT from it (the snapshot and backfills read captured tables).
+ */
+type CheckedTable = TableInfo & { owned: boolean; readable: boolean };
 
 async function inspectTables(
   client: pg.ClientBase,
@@ -193,10 +222,12 @@ async function inspectTables(
     relkind: string | null;
     relreplident: string | null;
     owned: boolean | null;
+    readable: boolean | null;
     primary_key: string[];
   }>(
     `SELECT t.s AS schema, t.r AS table, c.oid, c.relkind, c.relreplident,
             pg_has_role(c.relowner, 'USAGE') AS owned,
+            has_table_privilege(c.oid, 'SELECT') AS readable,
             COALESCE((SELECT array_agg(a.attname::text ORDER BY k.ord)
                         FROM pg_index i
                         CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
@@ -223,6 +254,7 @@ async function inspectTables(
       primaryKey: r.primary_key,
       replicaIdentity: REPLICA_IDENTITY[r.relreplident ?? 'd'] ?? 'default',
       owned: r.owned === true,
+      readable: r.readable === true,
     };
     const name = qualifiedName(info.schema, info.table);
     if (
@@ -355,6 +387,7 @@ async function checkSlot(
     created: false,
     confirmedFlushLsn: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : null,
     holder: null,
+    failover: row.failover,
   };
 }
 
@@ -450,6 +483,7 @@ interface SlotRow {
   wal_status: string | null;
   conflicting: boolean | null;
   invalidation_reason: string | null;
+  failover: boolean | null;
 }
 
 async function readSlot(
@@ -466,6 +500,7 @@ async function readSlot(
     serverVersionNum >= 130000 ? 'wal_status' : 'NULL::text AS wal_status',
     serverVersionNum >= 160000 ? 'conflicting' : 'NULL::boolean AS conflicting',
     serverVersionNum >= 170000 ? 'invalidation_reason' : 'NULL::text AS invalidation_reason',
+    serverVersionNum >= 170000 ? 'failover' : 'NULL::boolean AS failover',
   ];
   const { rows } = await client.query<SlotRow>(
     `SELECT ${columns.join(', ')} FROM pg_replication_slots WHERE slot_name = $1`,
@@ -497,8 +532,10 @@ async function ensureSlot(
   if (!row) {
     let created: string | null;
     try {
+      // failover: checkStartup refused the option before Postgres 17, which lacks the argument.
+      const failover = options.failoverSlot ? ', failover => true' : '';
       const result = await client.query<{ lsn: string | null }>(
-        `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot(${quoteLiteral(name)}, 'pgoutput')`,
+        `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot(${quoteLiteral(name)}, 'pgoutput'${failover})`,
       );
       created = result.rows[0]?.lsn ?? null;
     } catch (err) {
@@ -513,9 +550,15 @@ async function ensureSlot(
             : 'check that the role has the REPLICATION attribute and that max_replication_slots leaves room',
       });
     }
-    logger.info({ slot: name, lsn: created }, 'created replication slot');
+    logger.info({ slot: name, lsn: created, failover: options.failoverSlot }, 'created replication slot');
     // The slot's consistent point: its confirmed_flush_lsn until the first acknowledgement.
-    return { name, created: true, confirmedFlushLsn: created ? parseLsn(created) : null, holder: null };
+    return {
+      name,
+      created: true,
+      confirmedFlushLsn: created ? parseLsn(created) : null,
+      holder: null,
+      failover: serverVersionNum >= 170000 ? options.failoverSlot : null,
+    };
   }
   usableSlot(name, row, database);
   const holder = row.active_pid === null ? null : await slotHolder(client, name, row.active_pid);
@@ -530,6 +573,7 @@ async function ensureSlot(
     created: false,
     confirmedFlushLsn: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : null,
     holder,
+    failover: row.failover,
   };
 }
 

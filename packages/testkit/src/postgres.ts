@@ -1,4 +1,4 @@
-import { createPostgres, freePort, type PostgresInstance } from '@sluice/embedded';
+import { createPostgres, freePort, type PostgresInstance, waitFor } from '@sluice/embedded';
 import { startThrowaway, Throwaway } from './throwaway.js';
 
 export interface StartPostgresOptions {
@@ -6,6 +6,11 @@ export interface StartPostgresOptions {
   settings?: Record<string, string>;
   /** A database to create after the first start; `url()` and `query()` default to it. */
   database?: string;
+  /**
+   * Directory of `postgres` and `initdb`; default the system's (`findPostgresBinDir`).
+   * `postgresBinaries({ source: 'npm' }).binDir` runs the npm package's Postgres (18).
+   */
+  binDir?: string;
 }
 
 export interface PostgresServer {
@@ -25,6 +30,11 @@ export interface PostgresServer {
   stop(): Promise<void>;
   /** SIGKILLs the postmaster and all its backends, like a crash; resolves once they are gone. */
   kill(): Promise<void>;
+  /**
+   * Immediate shutdown (`pg_ctl stop -m immediate`, SIGQUIT): backends quit at once, no checkpoint;
+   * the next start recovers from WAL. Resolves once the postmaster is gone.
+   */
+  stopImmediate(): Promise<void>;
   restart(): Promise<void>;
   /** Merges settings into the config file; they apply at the next (re)start. */
   setConfig(settings: Record<string, string>): Promise<void>;
@@ -46,6 +56,8 @@ export const DEFAULT_POSTGRES_SETTINGS: Readonly<Record<string, string>> = {
   fsync: 'off',
   full_page_writes: 'off',
   listen_addresses: '127.0.0.1',
+  // A limit, as production should have: the relay warns at start when the slot may retain WAL without one.
+  max_slot_wal_keep_size: '10GB',
 };
 
 /**
@@ -63,6 +75,7 @@ export function startPostgres(options: StartPostgresOptions = {}): Promise<Postg
           settings: { ...DEFAULT_POSTGRES_SETTINGS, ...options.settings },
           socketDir: tmpDir,
           durable: false,
+          ...(options.binDir ? { binDir: options.binDir } : {}),
         }),
         tmpDir,
         options.database ?? 'postgres',
@@ -109,10 +122,22 @@ class TestPostgres extends Throwaway<PostgresInstance> implements PostgresServer
   setConfig(settings: Record<string, string>): Promise<void> {
     return this.instance.setConfig(settings);
   }
+
+  async stopImmediate(): Promise<void> {
+    const pid = this.instance.pid;
+    if (pid === undefined) return;
+    process.kill(pid, 'SIGQUIT');
+    try {
+      await waitFor(() => !this.instance.isRunning(), { timeoutMs: 30_000, intervalMs: 50 });
+    } catch {
+      // Postgres gives its children 5 s to quit before SIGKILLing them; past 30 s something is stuck.
+      await this.instance.kill();
+    }
+  }
 }
 
 function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-export { findPostgresBinDir } from '@sluice/embedded';
+export { findPostgresBinDir, postgresBinaries } from '@sluice/embedded';
