@@ -154,11 +154,13 @@ describe('sluice run against a three-node NATS cluster with an R3 stream', () =>
     await load.stop();
     const transactions = await committedTransactions(pg, schema);
     const expected = transactions.reduce((n, t) => n + t.length, 0);
+    step(`${expected} events committed; waiting for them in the stream`);
     await waitFor(async () => (await count()) >= expected, {
       timeoutMs: 120_000,
       intervalMs: 500,
       message: `${expected} events in the stream`,
     }).catch(() => {});
+    step(`${await count()} messages in the stream; reading it back`);
     const counts = await verifyStream(cluster.urls, stream, new StreamVerifier(transactions, 0));
     console.log(formatCounts('nats cluster', counts));
     expect({

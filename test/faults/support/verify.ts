@@ -126,26 +126,64 @@ function parseLsn(text: string): bigint {
 }
 
 /** Feeds every message of `stream` (read with an ordered consumer) to `verifier`. */
+/**
+ * Reads the stream to its last sequence (as of the start) into `verifier`, in fetched batches so a
+ * read that stops making progress (a consumer lost to a cluster's leader change) fails with what it
+ * got instead of waiting for ever.
+ */
 export async function verifyStream(
   url: string,
   stream: string,
   verifier: StreamVerifier,
+  idleLimitMs = 60_000,
 ): Promise<FaultCounts> {
   const nc = await connect({ servers: url.split(',') });
   try {
     const jsm = await jetstreamManager(nc);
-    const total = (await jsm.streams.info(stream)).state.messages;
-    if (total > 0) {
-      const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All });
-      const messages = await consumer.consume({ max_messages: 2000 });
+    const { state } = await jsm.streams.info(stream);
+    if (state.messages > 0) {
+      const js = jetstream(nc);
+      // A consumer can stall after a cluster's leader changes (nats-server issues #5679, #4736):
+      // one that delivers nothing for a while is replaced by a new one from the next sequence.
+      const from = (seq: number) =>
+        seq === 0
+          ? js.consumers.get(stream, { deliver_policy: DeliverPolicy.All })
+          : js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 });
+      let consumer = await from(0);
       let n = 0;
-      for await (const m of messages) {
-        const headers: Record<string, string> = {};
-        for (const k of m.headers?.keys() ?? []) headers[k] = m.headers?.get(k) ?? '';
-        verifier.add({ subject: m.subject, headers, body: m.string() });
-        if (++n >= total) break;
+      let seq = 0;
+      let lastProgress = Date.now();
+      let lastError: unknown;
+      while (seq < state.last_seq) {
+        let got = 0;
+        try {
+          const batch = await consumer.fetch({ max_messages: 2000, expires: 5_000 });
+          for await (const m of batch) {
+            if (m.seq <= seq) continue;
+            const headers: Record<string, string> = {};
+            for (const k of m.headers?.keys() ?? []) headers[k] = m.headers?.get(k) ?? '';
+            verifier.add({ subject: m.subject, headers, body: m.string() });
+            seq = m.seq;
+            n++;
+            got++;
+          }
+        } catch (err) {
+          lastError = err;
+        }
+        if (got > 0) {
+          lastProgress = Date.now();
+          continue;
+        }
+        if (Date.now() - lastProgress > idleLimitMs) {
+          throw new Error(
+            `read ${n} of ${state.messages} messages of ${stream} (up to seq ${seq} of ${state.last_seq}), then nothing for ${idleLimitMs / 1000} s${lastError ? `; last error: ${String(lastError)}` : ''}`,
+          );
+        }
+        consumer = await from(seq).catch((err: unknown) => {
+          lastError = err;
+          return consumer;
+        });
       }
-      await messages.close();
     }
     return verifier.result();
   } finally {
