@@ -1,4 +1,4 @@
-import { ConfigError, formatTableName, PermanentError } from '@sluice/core';
+import { ConfigError, formatTableName, PermanentError, pause } from '@sluice/core';
 import { emit, enqueue, type OutboxColumns } from '@sluice/outbox';
 import { classifyPostgresError } from '@sluice/source-postgres';
 import pg from 'pg';
@@ -117,7 +117,7 @@ export async function runDemo(env: NodeJS.ProcessEnv, argv: string[]): Promise<n
       }
       // Paced from the start, so slow transactions do not lower the rate asked for.
       const due = started + tally.transactions * interval - Date.now();
-      if (due > 0 && (args.count === null || tally.transactions < args.count)) await sleep(due, stop.signal);
+      if (due > 0 && (args.count === null || tally.transactions < args.count)) await pause(due, stop.signal);
     }
     out(`${progress(tally, Date.now() - started)}: done`);
     return 0;
@@ -249,17 +249,4 @@ export function unreachable(err: unknown, tool: ToolConfig): PermanentError {
 
 function quote(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

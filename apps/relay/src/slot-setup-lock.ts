@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pause } from '@sluice/core';
 import type pg from 'pg';
 import type { RelayLogger } from './logger.js';
 
@@ -55,15 +55,5 @@ export async function withSlotSetupLock<T>(
     }
   } finally {
     client.release(broken);
-  }
-}
-
-/** Resolves true after `ms`, false as soon as `signal` aborts. */
-async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  try {
-    await sleep(ms, undefined, { signal });
-    return true;
-  } catch {
-    return false;
   }
 }

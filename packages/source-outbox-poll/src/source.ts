@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type ComponentStatus,
   type OutboxEvent,
   PermanentError,
+  pause,
   SluiceError,
   type Source,
   type SourceOutput,
@@ -81,10 +81,6 @@ function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<bool
       },
     );
   });
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return sleep(ms, undefined, { signal }).catch(() => {});
 }
 
 /** The session whose transaction id holds the snapshot's xmin back (roles see their own, or all with pg_read_all_stats). */

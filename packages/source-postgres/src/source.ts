@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type ComponentStatus,
   formatTableName,
   PermanentError,
+  pause,
   RetriableError,
   SluiceError,
   type Source,
@@ -458,16 +458,6 @@ async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolea
     ]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Resolves true after `ms`, false as soon as `signal` aborts. */
-async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  try {
-    await sleep(ms, undefined, { signal });
-    return true;
-  } catch {
-    return false;
   }
 }
 

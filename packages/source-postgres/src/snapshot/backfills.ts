@@ -1,4 +1,4 @@
-import { type Logger, type Metrics, SluiceError } from '@sluice/core';
+import { type Logger, type Metrics, pause, SluiceError } from '@sluice/core';
 import type { Pool } from 'pg';
 import {
   type BackfillRequest,
@@ -7,7 +7,7 @@ import {
   backfillSnapshotId,
 } from './backfill-store.js';
 import { describeTable, displayName, type TableName, type TableShape } from './catalog.js';
-import { type ChunkLoop, sleep, type TableSnapshotStatus } from './chunk-loop.js';
+import type { ChunkLoop, TableSnapshotStatus } from './chunk-loop.js';
 import { isTransientDatabaseError } from './errors.js';
 import { checkPredicate, PredicateError, plannedRows } from './predicate.js';
 
@@ -62,7 +62,7 @@ export class BackfillRunner {
     const { logger, metrics, pollIntervalMs } = this.#o;
     while (!signal.aborted) {
       if (!streaming()) {
-        await sleep(pollIntervalMs, signal);
+        await pause(pollIntervalMs, signal);
         continue;
       }
       let request: BackfillRequest | undefined;
@@ -85,11 +85,11 @@ export class BackfillRunner {
         } else {
           logger.warn({ err }, 'looking for backfill requests failed; retrying');
         }
-        await sleep(pollIntervalMs * 5, signal);
+        await pause(pollIntervalMs * 5, signal);
         continue;
       }
       if (request === undefined) {
-        await sleep(pollIntervalMs, signal);
+        await pause(pollIntervalMs, signal);
         continue;
       }
       try {
@@ -98,7 +98,7 @@ export class BackfillRunner {
         // Not even the request's own rows could be written (privileges?): the stream goes on regardless.
         if (signal.aborted) return;
         logger.error({ err, backfill: request.id }, `backfill ${request.id} could not be served; retrying`);
-        await sleep(pollIntervalMs * 5, signal);
+        await pause(pollIntervalMs * 5, signal);
       }
     }
   }

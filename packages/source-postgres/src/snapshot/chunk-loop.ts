@@ -1,4 +1,4 @@
-import { type Logger, type Metrics, SluiceError } from '@sluice/core';
+import { type Logger, type Metrics, pause, SluiceError } from '@sluice/core';
 import { formatLsn } from '@sluice/pgoutput';
 import type { Pool } from 'pg';
 import { displayName, type TableName, type TableShape } from './catalog.js';
@@ -230,25 +230,9 @@ export class ChunkLoop {
           { table, err, retryInMs: delay },
           'snapshot chunk failed on the database connection; retrying',
         );
-        if (!(await sleep(delay, signal))) return undefined;
+        if (!(await pause(delay, signal))) return undefined;
         delay = Math.min(delay * 2, 30_000);
       }
     }
   }
-}
-
-/** False when aborted before the delay ran out. */
-export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
