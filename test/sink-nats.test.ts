@@ -293,6 +293,23 @@ describe('NATS sink against a real nats-server', () => {
     expect(await streamMessageCount(nats.url, 'BIG')).toBe(0);
   });
 
+  it('rejects an event whose body cannot be built with a PermanentError coded unbuildable, storing nothing', async () => {
+    const s = sink({ stream: 'UNBUILDABLE', subjectPrefix: 'unbuildable' });
+    await s.start();
+    // A value no envelope can hold (the source never produces one): the relay dead-letters it.
+    const bad = change(1, { after: { id: '1', n: 10n as unknown as string } });
+
+    const publish = s.publish(bad);
+
+    await expect(publish).rejects.toBeInstanceOf(PermanentError);
+    await expect(publish).rejects.toMatchObject({ code: 'unbuildable' });
+    await expect(publish).rejects.toThrow(`cannot encode event ${bad.id}`);
+    await s.publish(change(2));
+    expect((await readStream(nats.url, 'UNBUILDABLE')).map((m) => m.headers['Nats-Msg-Id'])).toEqual([
+      change(2).id,
+    ]);
+  });
+
   it('rejects a publish into a full discard-new stream with a PermanentError naming max_msgs', async () => {
     const jsm = await jetstreamManager(admin);
     await jsm.streams.add({
