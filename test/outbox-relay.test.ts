@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForConnectionsClosed } from './support/connections.js';
 import { relayEnv } from './support/env.js';
-import { readStream, type StoredMessage, waitForMessages } from './support/jetstream.js';
+import { EVENT_HEADERS, readStream, type StoredMessage, waitForMessages } from './support/jetstream.js';
 import { relayHarness } from './support/relay-harness.js';
 import type { RelayProcess } from './support/relay-process.js';
 import { inTransaction as inPoolTransaction } from './support/transaction.js';
@@ -134,20 +134,7 @@ describe('sluice run publishes outbox events merged with row changes', () => {
     // Every header an outbox event carries (docs/events.md#headers, docs/outbox.md), nothing else;
     // each message expects its predecessor in the stream (commit ordering's chain).
     expect(Object.keys(counted.headers).sort()).toEqual(
-      [
-        'Nats-Msg-Id',
-        'Nats-Expected-Stream',
-        'Nats-Expected-Last-Msg-Id',
-        'ce-specversion',
-        'ce-id',
-        'ce-source',
-        'ce-type',
-        'ce-subject',
-        'ce-time',
-        'content-type',
-        'sluice-commit-lsn',
-        'sluice-seq',
-      ].sort(),
+      [...EVENT_HEADERS, 'Nats-Expected-Last-Msg-Id'].sort(),
     );
     expect(counted.headers).toMatchObject({
       'Nats-Expected-Stream': env.SLUICE_STREAM,

@@ -1,25 +1,12 @@
 import { freePort, waitFor } from '@sluice/testkit';
 import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
-import { waitForMessages } from './support/jetstream.js';
+import { EVENT_HEADERS, waitForMessages } from './support/jetstream.js';
 import { relayHarness } from './support/relay-harness.js';
 
 const { pg, nats, spawn, startRelay } = relayHarness();
 
 /** The headers of a row change with CloudEvents on, besides commit ordering's expectation. */
-const ROW_CHANGE_HEADERS = [
-  'Nats-Msg-Id',
-  'Nats-Expected-Stream',
-  'ce-specversion',
-  'ce-id',
-  'ce-source',
-  'ce-type',
-  'ce-subject',
-  'ce-time',
-  'content-type',
-  'sluice-commit-lsn',
-  'sluice-seq',
-];
 
 describe('sluice run streams row changes to JetStream', () => {
   it('publishes insert, update, delete and truncate of every value-layer type with the documented envelope', async () => {
@@ -112,9 +99,7 @@ describe('sluice run streams row changes to JetStream', () => {
         i === 0
           ? { 'Nats-Expected-Last-Sequence': '0' }
           : { 'Nats-Expected-Last-Msg-Id': messages[i - 1]?.headers['Nats-Msg-Id'] as string };
-      expect(Object.keys(m.headers).sort()).toEqual(
-        [...ROW_CHANGE_HEADERS, ...Object.keys(expectation)].sort(),
-      );
+      expect(Object.keys(m.headers).sort()).toEqual([...EVENT_HEADERS, ...Object.keys(expectation)].sort());
       expect(m.headers).toMatchObject({
         ...expectation,
         'Nats-Expected-Stream': env.SLUICE_STREAM,

@@ -85,4 +85,22 @@ export async function streamMessageCount(
   }
 }
 
+/**
+ * The headers every event carries in CloudEvents mode (docs/events.md#headers), row change and
+ * outbox event alike, before commit ordering's expectation header.
+ */
+export const EVENT_HEADERS = [
+  'Nats-Msg-Id',
+  'Nats-Expected-Stream',
+  'ce-specversion',
+  'ce-id',
+  'ce-source',
+  'ce-type',
+  'ce-subject',
+  'ce-time',
+  'content-type',
+  'sluice-commit-lsn',
+  'sluice-seq',
+];
+
 export { AckPolicy };
