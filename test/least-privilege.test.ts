@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { enqueue } from '@sluice/outbox';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -7,20 +8,31 @@ import { relayHarness } from './support/relay-harness.js';
 import { spawnRelay } from './support/relay-process.js';
 import { relayFootprint } from './support/untouched.js';
 
-// The least-privilege setup of docs/security.md, run as written: an administrator migrates the
+// The least-privilege setup of the README (and docs/security.md), run as written: an administrator migrates the
 // sluice schema and creates the publication once; the relay's role has LOGIN, REPLICATION, SELECT
 // on the captured tables and use of Sluice's tables, and nothing else (no superuser, no CREATE on
 // the database, owns nothing). Each privilege taken away is a clear start-up error naming the fix.
 const { pg: pgs, nats, spawn } = relayHarness();
-const PUBLICATION = 'sluice_lp';
 
-/** The statements docs/security.md gives, for `role`. */
-const grants = (role: string) => [
-  `CREATE ROLE ${role} WITH LOGIN REPLICATION`,
-  `GRANT SELECT ON public.orders TO ${role}`,
-  `GRANT USAGE ON SCHEMA sluice TO ${role}`,
-  `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA sluice TO ${role}`,
-];
+/** The statements of the README's "Least privilege" SQL block, comments dropped. */
+const README_SQL = (() => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const block = /```sql\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('## Least privilege')))?.[1];
+  if (block === undefined) throw new Error('README.md has no sql block under "## Least privilege"');
+  return block
+    .replace(/--[^\n]*/g, '')
+    .split(';')
+    .map((s) => s.replace(/\s+/g, ' ').trim())
+    .filter(Boolean);
+})();
+const PUBLICATION_SQL = README_SQL.find((s) => s.startsWith('CREATE PUBLICATION')) ?? '';
+const PUBLICATION = /^CREATE PUBLICATION (\S+)/.exec(PUBLICATION_SQL)?.[1] ?? 'missing';
+
+/** The README's role statements for `role` (no password: the test cluster trusts local logins). */
+const grants = (role: string) =>
+  README_SQL.filter((s) => s !== PUBLICATION_SQL).map((s) =>
+    s.replaceAll('sluice_relay', role).replace(/ PASSWORD '[^']*'/, ''),
+  );
 
 beforeAll(async () => {
   await pgs.query('CREATE TABLE public.orders (id int PRIMARY KEY, total numeric)');
@@ -28,9 +40,7 @@ beforeAll(async () => {
   // The administrator (here the superuser postgres) migrates once and creates the publication.
   const migrate = spawnRelay({ SLUICE_DATABASE_URL: pgs.url() }, ['migrate']);
   expect((await migrate.exited).code).toBe(0);
-  await pgs.query(
-    `CREATE PUBLICATION ${PUBLICATION} FOR TABLE public.orders, sluice.outbox WITH (publish_via_partition_root = true)`,
-  );
+  await pgs.query(PUBLICATION_SQL);
   for (const statement of grants('sluice_relay')) await pgs.query(statement);
 }, 120_000);
 
