@@ -336,6 +336,36 @@ describe('sluice backfill', () => {
     expect(progress.n).toBeLessThanOrEqual(readIds.length);
   }, 240_000);
 
+  it('asked while no relay runs is taken up by the next relay to start: every row arrives once as a read', async () => {
+    await createTable('bf_queued', 2_000);
+    await createTable('bf_queued_marker', 0);
+    const env = relayEnv(server, nats, {
+      SLUICE_TABLES: 'public.bf_queued,public.bf_queued_marker',
+      SLUICE_SNAPSHOT: 'never',
+    });
+    // A relay ran once (slot, Sluice's tables) and is stopped: the request waits in the database.
+    let relay = await startRelay(env);
+    await relay.kill('SIGTERM');
+    const id = await requestBackfill(env, ['public.bf_queued']);
+    await delay(1_500);
+    expect(await requestState(id)).not.toBe('done');
+    expect(
+      (await readStream(nats.url, env.SLUICE_STREAM)).filter((m) => m.subject.endsWith('.read')),
+    ).toEqual([]);
+
+    relay = await startRelay(env);
+    await waitFor(async () => (await requestState(id)) === 'done', {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+      message: `backfill ${id} to be done by the relay started after the request`,
+    });
+    await drain(env, 'bf_queued_marker', 1);
+    await relay.kill('SIGTERM');
+    const reads = readsOf(await readStream(nats.url, env.SLUICE_STREAM), 'bf_queued');
+    expect(reads).toHaveLength(2_000);
+    expect(new Set(reads.map((m) => m.json()['key'] && JSON.stringify(m.json()['key']))).size).toBe(2_000);
+  }, 180_000);
+
   describe('with a relay running', () => {
     let env: Env;
     let relay: RelayProcess;
