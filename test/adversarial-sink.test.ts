@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type OutboxEvent, PermanentError, RetriableError } from '@sluice/core';
@@ -119,6 +119,20 @@ describe('NATS sink whose credentials stop working', () => {
   });
 });
 
+/**
+ * Whether every thread of the process is stopped. SIGSTOP is delivered asynchronously: until the
+ * kernel has stopped each thread, the server can still answer a publish.
+ */
+async function stopped(pid: number): Promise<boolean> {
+  const tasks = await readdir(`/proc/${pid}/task`);
+  for (const task of tasks) {
+    const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => '');
+    const state = stat.slice(stat.lastIndexOf(') ') + 2, stat.lastIndexOf(') ') + 3);
+    if (state !== 'T' && state !== 't') return false;
+  }
+  return true;
+}
+
 describe('NATS sink closing while nats-server does not answer', () => {
   it('closes within its ack timeout and a bounded drain, not after nats.js notices the stale connection minutes later', async () => {
     const server = await startNats();
@@ -135,6 +149,7 @@ describe('NATS sink closing while nats-server does not answer', () => {
       await sink.publish(outbox('frozen-1'));
       // The server hangs (a network blackhole looks the same): the TCP connection stays open, nothing answers.
       process.kill(pid, 'SIGSTOP');
+      await waitFor(() => stopped(pid), { timeoutMs: 5_000, intervalMs: 10, message: 'nats-server to stop' });
       const pending = sink.publish(outbox('frozen-2')).catch((err: unknown) => err);
       const startedAt = Date.now();
       let closed = false;

@@ -62,6 +62,12 @@ export class DeadLetterKeeper {
   /** Keys parked since the refresh in progress began: kept even if its read missed them. */
   #addedDuringRefresh: Set<string> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /**
+   * Dead letters are written one at a time, in the order the pipeline hands them over (commit
+   * order): `sluice dlq list` and `replay --all` go by the table's ids, which then follow the
+   * stream's order across keys too. Rare by nature, so the queue costs nothing that matters.
+   */
+  #recordTail: Promise<unknown> = Promise.resolve();
 
   constructor(options: DeadLetterKeeperOptions) {
     this.#o = options;
@@ -127,9 +133,14 @@ export class DeadLetterKeeper {
     failure: { code: string; message: string; attempts: number; firstSeen: Date },
   ): Promise<void> {
     const parks = this.#o.policy === 'park';
-    const state = await this.#retry('recording a dead letter', () =>
-      recordDeadLetter(this.#o.pool, this.#describe(event, key), { ...failure, parks }),
-    );
+    const described = this.#describe(event, key);
+    const write = () =>
+      this.#retry('recording a dead letter', () =>
+        recordDeadLetter(this.#o.pool, described, { ...failure, parks }),
+      );
+    const recorded = this.#recordTail.then(write);
+    this.#recordTail = recorded.catch(() => undefined);
+    const state = await recorded;
     this.#o.metrics.deadLettered(failure.code);
     if (parks && state === 'open') {
       this.#parked.add(key);
