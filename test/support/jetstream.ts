@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { type ConnectionOptions, connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { streamInfoFromLeader } from '@sluice/sink-nats';
 import { waitFor } from '@sluice/testkit';
 
 export interface StoredMessage {
@@ -75,8 +76,8 @@ export async function streamMessageCount(
   let nc: NatsConnection | undefined;
   try {
     nc = await connect({ ...auth, servers: url });
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(stream);
+    // The leader's count: in a cluster a replica out of touch with the leader answers too, behind.
+    const info = await streamInfoFromLeader(nc, stream);
     return info.state.messages;
   } catch {
     return 0;

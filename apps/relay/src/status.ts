@@ -1,6 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ConfigError, formatTableName, PermanentError, SluiceError } from '@sluice/core';
 import { deadLetterStats } from '@sluice/schema';
+import { streamInfoFromLeader } from '@sluice/sink-nats';
 import { BackfillStore, describeProgress, progressFigures } from '@sluice/source-postgres';
 import pg from 'pg';
 import { printFatal } from './cli.js';
@@ -190,7 +191,8 @@ async function streamStatus(tool: ToolConfig): Promise<StatusReport['stream']> {
   try {
     nc = await connectNats(tool, 'sluice status');
     const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(config.stream).catch((err: unknown) => {
+    // The leader's count: a replica out of touch with it answers too, from a copy that can be behind.
+    const info = await streamInfoFromLeader(nc, config.stream).catch((err: unknown) => {
       if ((err as { code?: number }).code === 10059) return null;
       throw err;
     });

@@ -2,6 +2,7 @@ export { type NatsConnectionSettings, natsConnectionOptions } from './connection
 export { classifyPublishError, isJetStreamNotEnabled, isNoResponders, JsErrCode } from './errors.js';
 export { Header, isReservedHeader } from './headers.js';
 export { createKvPositionStore, type KvPositionStoreOptions, kvKeyPart } from './kv-position-store.js';
+export { streamInfoFromLeader } from './leader-info.js';
 export {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_DUPLICATE_WINDOW_MS,

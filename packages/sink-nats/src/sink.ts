@@ -37,6 +37,7 @@ import { classifyPublishError, isNoResponders, JsErrCode, sendsAgain } from './e
 import { headerBytes } from './header-bytes.js';
 import { EncodedHeaders, Header, HeaderEncoder } from './headers.js';
 import { createKvPositionStore, type KvPositionStoreOptions } from './kv-position-store.js';
+import { streamInfoFromLeader } from './leader-info.js';
 import {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_DUPLICATE_WINDOW_MS,
@@ -517,7 +518,8 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   async function locate(head?: Link): Promise<LocatedLast> {
     if (nc === undefined) throw new RetriableError('NATS sink is not connected');
     jsm ??= await jetstreamManager(nc);
-    const info = await jsm.streams.info(stream);
+    // The leader's view: a lagging replica's would look like lost acknowledged messages.
+    const info = await streamInfoFromLeader(nc, stream, ackTimeoutMs);
     const seq = info.state.last_seq;
     if (seq === 0 || info.state.messages === 0) return { seq, id: undefined, empty: true };
     const message = await jsm.streams.getMessage(stream, { seq });

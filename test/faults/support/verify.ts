@@ -1,5 +1,7 @@
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { streamInfoFromLeader } from '@sluice/sink-nats';
+import { waitFor } from '@sluice/testkit';
 
 export interface FaultCounts {
   /** Events the database committed (row changes and outbox events) plus snapshot rows. */
@@ -139,8 +141,11 @@ export async function verifyStream(
 ): Promise<FaultCounts> {
   const nc = await connect({ servers: url.split(',') });
   try {
-    const jsm = await jetstreamManager(nc);
-    const { state } = await jsm.streams.info(stream);
+    // Up to the leader's last sequence: a lagging replica may answer first with a shorter stream.
+    const { state } = await waitFor(() => streamInfoFromLeader(nc, stream), {
+      timeoutMs: idleLimitMs,
+      message: `stream ${stream}'s leader to answer`,
+    });
     if (state.messages > 0) {
       const js = jetstream(nc);
       // A consumer can stall after a cluster's leader changes (nats-server issues #5679, #4736):
@@ -149,7 +154,11 @@ export async function verifyStream(
         seq === 0
           ? js.consumers.get(stream, { deliver_policy: DeliverPolicy.All })
           : js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 });
-      let consumer = await from(0);
+      // Right after a quorum comes back the API may still answer "temporarily unavailable".
+      let consumer = await waitFor(() => from(0), {
+        timeoutMs: idleLimitMs,
+        message: `a consumer on stream ${stream}`,
+      });
       let n = 0;
       let seq = 0;
       let lastProgress = Date.now();
