@@ -120,6 +120,17 @@ describe('startNats', () => {
     expect(res.status).toBe(200);
   });
 
+  it('fails as soon as the server exits during start-up, with its log', async () => {
+    const failed = await startNats({ args: ['--no_such_option'] }).then(
+      (server) => server.dispose().then(() => undefined),
+      (err: Error) => err,
+    );
+    expect(failed).toBeInstanceOf(Error);
+    expect(failed?.message).toMatch(/nats-server exited during start-up/);
+    expect(failed?.message).toMatch(/nats-server\.log \(tail\) ---\n\s*\S/);
+    expect((failed?.cause as Error | undefined)?.name).toBe('ServerExitedError');
+  });
+
   it('removes its store directory on dispose', async () => {
     const other = await startNats();
     expect(fs.existsSync(other.storeDir)).toBe(true);
@@ -140,6 +151,20 @@ describe('helpers', () => {
     let calls = 0;
     const value = await waitFor(() => (++calls >= 3 ? { calls } : undefined), { intervalMs: 1 });
     expect(value).toEqual({ calls: 3 });
+  });
+
+  it('waitFor stops at once on an error it is told is fatal', async () => {
+    let calls = 0;
+    const gone = new Error('the server exited');
+    const failure = waitFor(
+      () => {
+        calls++;
+        throw gone;
+      },
+      { timeoutMs: 60_000, intervalMs: 5, fatal: (err) => err === gone },
+    );
+    await expect(failure).rejects.toBe(gone);
+    expect(calls).toBe(1);
   });
 
   it('waitFor fails at the deadline naming what it waited for, with the last error as cause', async () => {

@@ -23,6 +23,11 @@ export class PortInUseError extends EmbeddedServerError {
   }
 }
 
+/** The server's process exited while it was being started. */
+export class ServerExitedError extends EmbeddedServerError {
+  override name = 'ServerExitedError';
+}
+
 /** Another live process holds the directory's lock (see `claimDirectory`). */
 export class DirectoryInUseError extends EmbeddedServerError {
   override name = 'DirectoryInUseError';

@@ -3,7 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { type Logger, silentLogger } from '@sluice/core';
 import { requireNatsServer } from './binaries.js';
-import { EmbeddedServerError, PortInUseError } from './errors.js';
+import { EmbeddedServerError, PortInUseError, ServerExitedError } from './errors.js';
 import { ManagedServer } from './managed.js';
 import { canConnect, freePort } from './ports.js';
 import {
@@ -31,6 +31,11 @@ export interface NatsOptions {
   binary?: string;
   /** Told when a server left running by an earlier run is taken over. */
   logger?: Logger;
+  /**
+   * How long `start()` waits for /healthz; default 30 s. A cluster node reports healthy only once
+   * it is in touch with the meta leader, which after a restart can take longer.
+   */
+  readyTimeoutMs?: number;
 }
 
 export interface NatsInstance {
@@ -84,6 +89,7 @@ class LocalNats extends ManagedServer implements NatsInstance {
   private readonly pidFile: string;
   private readonly extraArgs: string[];
   private readonly logger: Logger;
+  private readonly readyTimeoutMs: number;
 
   constructor(
     private readonly binary: string,
@@ -100,6 +106,7 @@ class LocalNats extends ManagedServer implements NatsInstance {
     this.pidFile = path.join(dir, 'nats-server.pid');
     this.extraArgs = options.args ?? [];
     this.logger = options.logger ?? silentLogger;
+    this.readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   }
 
   async start(): Promise<void> {
@@ -131,11 +138,12 @@ class LocalNats extends ManagedServer implements NatsInstance {
     try {
       await waitFor(
         async () => {
-          if (proc.hasExited()) throw new EmbeddedServerError('nats-server exited during start-up');
+          if (proc.hasExited()) throw new ServerExitedError('nats-server exited during start-up');
           return (await httpStatus(`${this.monitorUrl}/healthz`)) === 200;
         },
         {
-          timeoutMs: READY_TIMEOUT_MS,
+          timeoutMs: this.readyTimeoutMs,
+          fatal: (e) => e instanceof ServerExitedError,
           intervalMs: 50,
           message: `nats-server on port ${this.port} to be healthy`,
         },

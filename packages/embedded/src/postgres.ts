@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { type Logger, silentLogger } from '@sluice/core';
 import pg from 'pg';
 import { requirePostgresBinDir } from './binaries.js';
-import { EmbeddedServerError, PortInUseError } from './errors.js';
+import { EmbeddedServerError, PortInUseError, ServerExitedError } from './errors.js';
 import { ManagedServer } from './managed.js';
 import { canConnect } from './ports.js';
 import { killGroup, liveProcessFromPidFile, logTail, osUser, spawnServer, stopStray } from './processes.js';
@@ -219,13 +219,14 @@ class LocalPostgres extends ManagedServer implements PostgresInstance {
     try {
       await waitFor(
         async () => {
-          if (proc.hasExited()) throw new EmbeddedServerError('postgres exited during start-up');
+          if (proc.hasExited()) throw new ServerExitedError('postgres exited during start-up');
           if (!(await canConnect(HOST, this.port))) return false;
           await this.query('SELECT 1');
           return true;
         },
         {
           timeoutMs: READY_TIMEOUT_MS,
+          fatal: (e) => e instanceof ServerExitedError,
           intervalMs: 100,
           message: `Postgres on port ${this.port} to accept queries`,
         },

@@ -8,11 +8,17 @@ export interface WaitForOptions {
   intervalMs?: number;
   /** What was awaited, for the error on deadline. */
   message?: string;
+  /**
+   * Errors that mean the condition can never hold (the server being waited for has exited):
+   * thrown at once instead of waiting out the deadline.
+   */
+  fatal?: (err: unknown) => boolean;
 }
 
 /**
- * Polls `fn` until it returns a truthy value and resolves with it. A throw counts as "not yet";
- * the last one becomes the `cause` of the timeout error, which is usually the real reason.
+ * Polls `fn` until it returns a truthy value and resolves with it. A throw counts as "not yet"
+ * (unless `fatal` says otherwise); the last one becomes the `cause` of the timeout error, which is
+ * usually the real reason.
  */
 export async function waitFor<T>(
   fn: () => T | Promise<T>,
@@ -27,6 +33,7 @@ export async function waitFor<T>(
       const value = await fn();
       if (value) return value as NonNullable<T>;
     } catch (err) {
+      if (opts.fatal?.(err)) throw err;
       lastError = err;
     }
     if (Date.now() >= deadline) {

@@ -1,7 +1,8 @@
 import http from 'node:http';
-import { freePort, waitFor } from '@sluice/embedded';
+import { freePort, WaitTimeoutError, waitFor } from '@sluice/embedded';
 import { TestServerError } from './errors.js';
 import { type NatsServer, startNats } from './nats.js';
+import { lostItsPort } from './throwaway.js';
 
 export interface NatsCluster {
   /** The nodes, each with its own ports and JetStream store; `name` is its server_name. */
@@ -17,6 +18,8 @@ export interface NatsCluster {
 }
 
 const CLUSTER_NAME = 'sluice-test';
+/** A restarted node is healthy once it is back in touch with the meta leader; give it time. */
+const NODE_READY_TIMEOUT_MS = 45_000;
 
 /**
  * A JetStream cluster of `size` nats-server nodes on loopback: each node routes to all the others,
@@ -25,6 +28,18 @@ const CLUSTER_NAME = 'sluice-test';
  * meta leader, which needs a quorum.
  */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  // A node that lost a port to another process is started again on fresh ports by startNats, but
+  // the cluster (route) ports are shared by every node's --routes: a clash there starts anew.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCluster(size);
+    } catch (err) {
+      if (attempt >= 3 || !lostItsPort(err)) throw err;
+    }
+  }
+}
+
+async function startCluster(size: number): Promise<NatsCluster> {
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
   const started = await Promise.allSettled(
@@ -40,15 +55,17 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
           '--routes',
           routes,
         ],
-      }).then((server) => Object.assign(server, { name: `n${i + 1}` })),
+        readyTimeoutMs: NODE_READY_TIMEOUT_MS,
+      }).then((server) => new ClusterNode(`n${i + 1}`, server)),
     ),
   );
   const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     await Promise.all(nodes.map((n) => n.dispose()));
-    throw new TestServerError(`the NATS cluster did not start: ${String(failed.reason)}`, {
-      cause: failed.reason,
+    const reason = failed.reason as Error;
+    throw new TestServerError(`the NATS cluster did not start: ${reason?.message ?? String(reason)}`, {
+      cause: reason,
     });
   }
   return {
@@ -77,6 +94,58 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       await Promise.all(nodes.map((n) => n.dispose()));
     },
   };
+}
+
+/**
+ * One node of the cluster. nats-server 2.9 now and then restarts a node that never gets back in
+ * touch with the meta leader ("JetStream has not established contact with a meta leader" for
+ * minutes): a node that is not healthy in time is killed and started once more, as an operator
+ * would.
+ */
+class ClusterNode implements NatsServer {
+  constructor(
+    readonly name: string,
+    private readonly server: NatsServer,
+  ) {}
+
+  get port(): number {
+    return this.server.port;
+  }
+  get url(): string {
+    return this.server.url;
+  }
+  get monitorUrl(): string {
+    return this.server.monitorUrl;
+  }
+  get storeDir(): string {
+    return this.server.storeDir;
+  }
+  get logFile(): string {
+    return this.server.logFile;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.server.start();
+    } catch (err) {
+      if (!((err as Error)?.cause instanceof WaitTimeoutError)) throw err;
+      await this.server.kill();
+      await this.server.start();
+    }
+  }
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+  kill(): Promise<void> {
+    return this.server.kill();
+  }
+  async restart(): Promise<void> {
+    await this.server.stop();
+    await this.start();
+  }
+  dispose(): Promise<void> {
+    return this.server.dispose();
+  }
 }
 
 interface Jsz {

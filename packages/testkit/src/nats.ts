@@ -4,6 +4,8 @@ import { startThrowaway, Throwaway } from './throwaway.js';
 export interface StartNatsOptions {
   /** Extra nats-server arguments, appended after the testkit's own. */
   args?: string[];
+  /** How long `start()` waits for /healthz; default 30 s. */
+  readyTimeoutMs?: number;
 }
 
 export interface NatsServer {
@@ -40,6 +42,7 @@ export function startNats(options: StartNatsOptions = {}): Promise<NatsServer> {
           port: await freePort(),
           monitorPort: await freePort(),
           args: options.args ?? [],
+          ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
         }),
         tmpDir,
       ),

@@ -1,6 +1,7 @@
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PortInUseError } from '@sluice/embedded';
 import { TestServerError } from './errors.js';
 import { removeSync, track, untrack } from './track.js';
 
@@ -69,11 +70,34 @@ export abstract class Throwaway<I extends Instance> {
   }
 }
 
+const START_ATTEMPTS = 3;
+
 /**
  * Makes a temp directory, builds the server in it and starts it; on failure, cleans up what was
- * made (the directory, or the server and its directory).
+ * made (the directory, or the server and its directory). A server that lost its port to another
+ * process is built again on fresh ports: `freePort` hands out a port that was free a moment ago,
+ * and a server of a test running in parallel can bind it first.
  */
 export async function startThrowaway<S extends { dispose(): Promise<void> }>(
+  prefix: string,
+  build: (tmpDir: string) => Promise<S>,
+  start: (server: S) => Promise<void>,
+): Promise<S> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(prefix, build, start);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS || !lostItsPort(err)) throw err;
+    }
+  }
+}
+
+/** The server could not listen: our own check saw the port taken, or the server's log says so. */
+export function lostItsPort(err: unknown): boolean {
+  return err instanceof PortInUseError || /address already in use/i.test(String((err as Error)?.message));
+}
+
+async function startOnce<S extends { dispose(): Promise<void> }>(
   prefix: string,
   build: (tmpDir: string) => Promise<S>,
   start: (server: S) => Promise<void>,
