@@ -1,6 +1,6 @@
 // `npm run test:faults [-- --long] [vitest options]`: the fault suite alone. `--long` runs it at full
 // size (20 relay kills under 100k events, a 200k-row transaction, 30 s outages) and prints counts,
-// and runs the three-node NATS cluster test (test/cluster.test.ts).
+// and runs the three-node NATS cluster test (test/cluster.test.ts) with five rounds of node kills.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -15,7 +15,7 @@ const result = spawnSync(
   {
     cwd: root,
     stdio: 'inherit',
-    env: { ...process.env, ...(long ? { SLUICE_FAULTS_LONG: '1', SLUICE_TEST_CLUSTER: '1' } : {}) },
+    env: { ...process.env, ...(long ? { SLUICE_FAULTS_LONG: '1' } : {}) },
   },
 );
 process.exit(result.status ?? 1);

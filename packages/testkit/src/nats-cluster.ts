@@ -129,6 +129,8 @@ class ClusterNode implements NatsServer {
       await this.server.start();
     } catch (err) {
       if (!((err as Error)?.cause instanceof WaitTimeoutError)) throw err;
+      // On stderr, so a run that needed it says so.
+      console.warn(`[nats-cluster] ${this.name} was not healthy in time: starting it once more`);
       await this.server.kill();
       await this.server.start();
     }
