@@ -11,6 +11,12 @@ export interface NatsCluster {
   readonly urls: string;
   /** The node that leads `stream` now, from the nodes' /jsz; waits for an election. */
   streamLeader(stream: string, timeoutMs?: number): Promise<NatsServer & { readonly name: string }>;
+  /**
+   * Waits until every node's copy of `stream` holds what its leader held when the wait began: a
+   * restarted node catches up from the others, and until it has, it counts as down. R3 survives
+   * one node down at a time, so a fault injected before that is a second, simultaneous one.
+   */
+  caughtUp(stream: string, timeoutMs?: number): Promise<void>;
   /** Starts every given node at once: a node alone cannot become ready without a quorum. */
   startNodes(nodes: ReadonlyArray<NatsServer>): Promise<void>;
   /** Disposes every node (stops them and removes their stores). Idempotent. */
@@ -68,7 +74,7 @@ async function startCluster(size: number): Promise<NatsCluster> {
       cause: reason,
     });
   }
-  return {
+  const cluster: NatsCluster = {
     nodes,
     urls: nodes.map((n) => n.url).join(','),
     async streamLeader(stream, timeoutMs = 60_000) {
@@ -87,6 +93,23 @@ async function startCluster(size: number): Promise<NatsCluster> {
         throw new TestServerError(`stream ${stream} is led by ${name}, not a node of this cluster`);
       return leader;
     },
+    async caughtUp(stream, timeoutMs = 60_000) {
+      const leader = await cluster.streamLeader(stream, timeoutMs);
+      const target = (await streamSeenBy(leader.monitorUrl, stream))?.state?.last_seq ?? 0;
+      await waitFor(
+        async () => {
+          const seen = await Promise.all(
+            nodes.map((n) => streamSeenBy(n.monitorUrl, stream).catch(() => undefined)),
+          );
+          return seen.every((s) => (s?.state?.last_seq ?? -1) >= target);
+        },
+        {
+          timeoutMs,
+          intervalMs: 200,
+          message: `every node's copy of stream ${stream} to reach sequence ${target}`,
+        },
+      );
+    },
     async startNodes(toStart) {
       await Promise.all(toStart.map((n) => n.start()));
     },
@@ -94,6 +117,7 @@ async function startCluster(size: number): Promise<NatsCluster> {
       await Promise.all(nodes.map((n) => n.dispose()));
     },
   };
+  return cluster;
 }
 
 /**
@@ -150,21 +174,28 @@ class ClusterNode implements NatsServer {
   }
 }
 
+interface StreamDetail {
+  name: string;
+  cluster?: { leader?: string };
+  state?: { last_seq?: number };
+}
+
 interface Jsz {
-  account_details?: Array<{
-    stream_detail?: Array<{ name: string; cluster?: { leader?: string } }>;
-  }>;
+  account_details?: Array<{ stream_detail?: StreamDetail[] }>;
+}
+
+/** `stream` as one node's monitoring endpoint reports it: that node's own copy. */
+async function streamSeenBy(monitorUrl: string, stream: string): Promise<StreamDetail | undefined> {
+  const jsz = (await getJson(`${monitorUrl}/jsz?streams=true`)) as Jsz;
+  for (const account of jsz.account_details ?? []) {
+    for (const s of account.stream_detail ?? []) if (s.name === stream) return s;
+  }
+  return undefined;
 }
 
 /** The leader of `stream` as one node's monitoring endpoint reports it. */
 async function streamLeaderSeenBy(monitorUrl: string, stream: string): Promise<string | undefined> {
-  const jsz = (await getJson(`${monitorUrl}/jsz?streams=true`)) as Jsz;
-  for (const account of jsz.account_details ?? []) {
-    for (const s of account.stream_detail ?? []) {
-      if (s.name === stream && s.cluster?.leader) return s.cluster.leader;
-    }
-  }
-  return undefined;
+  return (await streamSeenBy(monitorUrl, stream))?.cluster?.leader || undefined;
 }
 
 function getJson(url: string): Promise<unknown> {
