@@ -109,29 +109,26 @@ describe('sluice run against a three-node NATS cluster with an R3 stream', () =>
       // would. (Without the wait, nats-server 2.9.10 lost 5,828 acknowledged messages in one run
       // that killed a node while another still caught up; the relay reported them as
       // lost_acknowledged.)
+      const bounce = async (node: (typeof cluster.nodes)[number], what: string) => {
+        step(`${what}: killing ${node.name}`);
+        await node.kill();
+        await progress();
+        await node.start();
+        await progress();
+        await cluster.caughtUp(stream);
+        step(`${what}: ${node.name} back and caught up`);
+      };
       let leader = await cluster.streamLeader(stream);
       for (let round = 1; round <= ROUNDS; round++) {
         leader = await cluster.streamLeader(stream);
-        step(`round ${round}: killing the stream leader ${leader.name}`);
-        await leader.kill();
-        await progress();
-        await leader.start();
-        await progress();
-        await cluster.caughtUp(stream);
-        step(`round ${round}: ${leader.name} back and caught up`);
+        await bounce(leader, `round ${round}, the stream leader`);
         const second = await cluster.streamLeader(stream);
         // A node not killed yet in this round, not the leader either when it can be helped.
         const other =
           cluster.nodes.find((n) => n !== second && n !== leader) ??
           cluster.nodes.find((n) => n !== leader) ??
           second;
-        step(`round ${round}: killing ${other.name}`);
-        await other.kill();
-        await progress();
-        await other.start();
-        await progress();
-        await cluster.caughtUp(stream);
-        step(`round ${round}: ${other.name} back and caught up`);
+        await bounce(other, `round ${round}, another node`);
       }
 
       // Two of three down: no quorum. The relay says it is not ready, and holds the events.

@@ -1,5 +1,6 @@
+import fs from 'node:fs';
 import http from 'node:http';
-import { freePort, WaitTimeoutError, waitFor } from '@sluice/embedded';
+import { freePort, waitFor } from '@sluice/embedded';
 import { TestServerError } from './errors.js';
 import { type NatsServer, startNats } from './nats.js';
 import { lostItsPort } from './throwaway.js';
@@ -62,7 +63,10 @@ async function startCluster(size: number): Promise<NatsCluster> {
           routes,
         ],
         readyTimeoutMs: NODE_READY_TIMEOUT_MS,
-      }).then((server) => new ClusterNode(`n${i + 1}`, server)),
+        // nats-server 2.9 now and then restarts a node that never gets back in touch with the
+        // meta leader ("JetStream has not established contact with a meta leader" for minutes).
+        restartWhenUnhealthy: true,
+      }).then((server) => Object.assign(server, { name: `n${i + 1}` })),
     ),
   );
   const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -96,19 +100,34 @@ async function startCluster(size: number): Promise<NatsCluster> {
     async caughtUp(stream, timeoutMs = 60_000) {
       const leader = await cluster.streamLeader(stream, timeoutMs);
       const target = (await streamSeenBy(leader.monitorUrl, stream))?.state?.last_seq ?? 0;
-      await waitFor(
-        async () => {
-          const seen = await Promise.all(
-            nodes.map((n) => streamSeenBy(n.monitorUrl, stream).catch(() => undefined)),
-          );
-          return seen.every((s) => (s?.state?.last_seq ?? -1) >= target);
-        },
-        {
-          timeoutMs,
-          intervalMs: 200,
-          message: `every node's copy of stream ${stream} to reach sequence ${target}`,
-        },
-      );
+      let seen: Array<StreamDetail | Error | undefined> = [];
+      const behind = () =>
+        nodes.filter((_, i) => !(((seen[i] as StreamDetail)?.state?.last_seq ?? -1) >= target));
+      try {
+        await waitFor(
+          async () => {
+            seen = await Promise.all(
+              nodes.map((n) => streamSeenBy(n.monitorUrl, stream).catch((err: Error) => err)),
+            );
+            return behind().length === 0;
+          },
+          { timeoutMs, intervalMs: 200 },
+        );
+      } catch (err) {
+        // Which node is behind, how far, and what its log says: a stalled catch-up is the server's.
+        const views = nodes.map((n, i) => {
+          const view = seen[i];
+          if (view instanceof Error) return `${n.name}: ${view.message}`;
+          if (!view) return `${n.name}: stream not listed`;
+          return `${n.name}: last_seq ${view.state?.last_seq}, leader ${view.cluster?.leader || 'none'}`;
+        });
+        const logs = behind().map((n) => `--- ${n.name} ${n.logFile} (tail) ---\n${tail(n.logFile, 30)}`);
+        throw new TestServerError(
+          `stream ${stream}: not every node caught up with sequence ${target} in ${timeoutMs} ms\n` +
+            `${views.join('\n')}\n${logs.join('\n')}`,
+          { cause: err },
+        );
+      }
     },
     async startNodes(toStart) {
       await Promise.all(toStart.map((n) => n.start()));
@@ -118,60 +137,6 @@ async function startCluster(size: number): Promise<NatsCluster> {
     },
   };
   return cluster;
-}
-
-/**
- * One node of the cluster. nats-server 2.9 now and then restarts a node that never gets back in
- * touch with the meta leader ("JetStream has not established contact with a meta leader" for
- * minutes): a node that is not healthy in time is killed and started once more, as an operator
- * would.
- */
-class ClusterNode implements NatsServer {
-  constructor(
-    readonly name: string,
-    private readonly server: NatsServer,
-  ) {}
-
-  get port(): number {
-    return this.server.port;
-  }
-  get url(): string {
-    return this.server.url;
-  }
-  get monitorUrl(): string {
-    return this.server.monitorUrl;
-  }
-  get storeDir(): string {
-    return this.server.storeDir;
-  }
-  get logFile(): string {
-    return this.server.logFile;
-  }
-
-  async start(): Promise<void> {
-    try {
-      await this.server.start();
-    } catch (err) {
-      if (!((err as Error)?.cause instanceof WaitTimeoutError)) throw err;
-      // On stderr, so a run that needed it says so.
-      console.warn(`[nats-cluster] ${this.name} was not healthy in time: starting it once more`);
-      await this.server.kill();
-      await this.server.start();
-    }
-  }
-  stop(): Promise<void> {
-    return this.server.stop();
-  }
-  kill(): Promise<void> {
-    return this.server.kill();
-  }
-  async restart(): Promise<void> {
-    await this.server.stop();
-    await this.start();
-  }
-  dispose(): Promise<void> {
-    return this.server.dispose();
-  }
 }
 
 interface StreamDetail {
@@ -196,6 +161,14 @@ async function streamSeenBy(monitorUrl: string, stream: string): Promise<StreamD
 /** The leader of `stream` as one node's monitoring endpoint reports it. */
 async function streamLeaderSeenBy(monitorUrl: string, stream: string): Promise<string | undefined> {
   return (await streamSeenBy(monitorUrl, stream))?.cluster?.leader || undefined;
+}
+
+function tail(file: string, lines: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(${(err as Error).message})`;
+  }
 }
 
 function getJson(url: string): Promise<unknown> {

@@ -1,4 +1,10 @@
-import { createNats, findNatsServer as findBinary, freePort, type NatsInstance } from '@sluice/embedded';
+import {
+  createNats,
+  findNatsServer as findBinary,
+  freePort,
+  type NatsInstance,
+  WaitTimeoutError,
+} from '@sluice/embedded';
 import { startThrowaway, Throwaway } from './throwaway.js';
 
 export interface StartNatsOptions {
@@ -6,6 +12,8 @@ export interface StartNatsOptions {
   args?: string[];
   /** How long `start()` waits for /healthz; default 30 s. */
   readyTimeoutMs?: number;
+  /** A start that is not healthy in time kills the server and starts it once more. */
+  restartWhenUnhealthy?: boolean;
 }
 
 export interface NatsServer {
@@ -45,14 +53,33 @@ export function startNats(options: StartNatsOptions = {}): Promise<NatsServer> {
           ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
         }),
         tmpDir,
+        options.restartWhenUnhealthy ?? false,
       ),
     (server) => server.start(),
   );
 }
 
 class TestNats extends Throwaway<NatsInstance> implements NatsServer {
-  constructor(instance: NatsInstance, tmpDir: string) {
+  constructor(
+    instance: NatsInstance,
+    tmpDir: string,
+    private readonly restartWhenUnhealthy: boolean,
+  ) {
     super(instance, tmpDir, 'nats-server');
+  }
+
+  override async start(): Promise<void> {
+    try {
+      await super.start();
+    } catch (err) {
+      if (!this.restartWhenUnhealthy || !((err as Error)?.cause instanceof WaitTimeoutError)) throw err;
+      // On stderr, so a run that needed it says so.
+      console.warn(
+        `[testkit] nats-server on port ${this.port} was not healthy in time: starting it once more`,
+      );
+      await this.instance.kill();
+      await super.start();
+    }
   }
 
   get url(): string {
