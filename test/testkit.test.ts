@@ -10,7 +10,7 @@ import {
   WaitTimeoutError,
   waitFor,
 } from '@sluice/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 describe('startPostgres', () => {
   let pg: PostgresServer;
@@ -129,6 +129,37 @@ describe('startNats', () => {
     expect(failed?.message).toMatch(/nats-server exited during start-up/);
     expect(failed?.message).toMatch(/nats-server\.log \(tail\) ---\n\s*\S/);
     expect((failed?.cause as Error | undefined)?.name).toBe('ServerExitedError');
+  });
+
+  it('with restartWhenUnhealthy, kills a server not healthy in time and starts it once more before failing', async () => {
+    // A cluster node whose peers never come: JetStream has no meta leader, so /healthz never says ok.
+    const route = `nats-route://127.0.0.1:${await freePort()}`;
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const failed = await startNats({
+        args: [
+          '--server_name',
+          'lonely',
+          '--cluster_name',
+          'c',
+          '--cluster',
+          `nats://127.0.0.1:${await freePort()}`,
+          '--routes',
+          route,
+        ],
+        readyTimeoutMs: 1_000,
+        restartWhenUnhealthy: true,
+      }).then(
+        (server) => server.dispose().then(() => undefined),
+        (err: Error) => err,
+      );
+      expect(failed?.message).toMatch(/did not start: Timed out after 1000 ms waiting for nats-server/);
+      expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([
+        expect.stringMatching(/was not healthy in time: starting it once more/),
+      ]);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('removes its store directory on dispose', async () => {
