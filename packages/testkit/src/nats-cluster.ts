@@ -15,7 +15,8 @@ export interface NatsCluster {
   /**
    * Waits until every node's copy of `stream` holds what its leader held when the wait began: a
    * restarted node catches up from the others, and until it has, it counts as down. R3 survives
-   * one node down at a time, so a fault injected before that is a second, simultaneous one.
+   * one node down at a time, so a fault injected before that is a second, simultaneous one. A node
+   * still behind after `timeoutMs` (default 30 s) is restarted once and waited for again.
    */
   caughtUp(stream: string, timeoutMs?: number): Promise<void>;
   /** Starts every given node at once: a node alone cannot become ready without a quorum. */
@@ -97,14 +98,21 @@ async function startCluster(size: number): Promise<NatsCluster> {
         throw new TestServerError(`stream ${stream} is led by ${name}, not a node of this cluster`);
       return leader;
     },
-    async caughtUp(stream, timeoutMs = 60_000) {
+    async caughtUp(stream, timeoutMs = 30_000) {
       const leader = await cluster.streamLeader(stream, timeoutMs);
       const target = (await streamSeenBy(leader.monitorUrl, stream))?.state?.last_seq ?? 0;
       let seen: Array<StreamDetail | Error | undefined> = [];
       const behind = () =>
         nodes.filter((_, i) => !(((seen[i] as StreamDetail)?.state?.last_seq ?? -1) >= target));
-      try {
-        await waitFor(
+      const views = () =>
+        nodes.map((n, i) => {
+          const view = seen[i];
+          if (view instanceof Error) return `${n.name}: ${view.message}`;
+          if (!view) return `${n.name}: stream not listed`;
+          return `${n.name}: last_seq ${view.state?.last_seq}, leader ${view.cluster?.leader || 'none'}`;
+        });
+      const allCaughtUp = () =>
+        waitFor(
           async () => {
             seen = await Promise.all(
               nodes.map((n) => streamSeenBy(n.monitorUrl, stream).catch((err: Error) => err)),
@@ -112,22 +120,29 @@ async function startCluster(size: number): Promise<NatsCluster> {
             return behind().length === 0;
           },
           { timeoutMs, intervalMs: 200 },
+        ).then(
+          () => true,
+          () => false,
         );
-      } catch (err) {
-        // Which node is behind, how far, and what its log says: a stalled catch-up is the server's.
-        const views = nodes.map((n, i) => {
-          const view = seen[i];
-          if (view instanceof Error) return `${n.name}: ${view.message}`;
-          if (!view) return `${n.name}: stream not listed`;
-          return `${n.name}: last_seq ${view.state?.last_seq}, leader ${view.cluster?.leader || 'none'}`;
-        });
-        const logs = behind().map((n) => `--- ${n.name} ${n.logFile} (tail) ---\n${tail(n.logFile, 30)}`);
-        throw new TestServerError(
-          `stream ${stream}: not every node caught up with sequence ${target} in ${timeoutMs} ms\n` +
-            `${views.join('\n')}\n${logs.join('\n')}`,
-          { cause: err },
-        );
+      if (await allCaughtUp()) return;
+      // nats-server 2.9.10 now and then leaves a restarted replica stuck short of the leader, its
+      // log silent, while the others go on: restarted, it catches up, as an operator would do it.
+      const stuck = behind();
+      console.warn(
+        `[nats-cluster] stream ${stream}: ${stuck.map((n) => n.name).join(', ')} did not catch up with ` +
+          `sequence ${target} in ${timeoutMs} ms (${views().join('; ')}): restarting it`,
+      );
+      for (const node of stuck) {
+        await node.kill();
+        await node.start();
       }
+      if (await allCaughtUp()) return;
+      // Which node is behind, how far, and what its log says.
+      const logs = behind().map((n) => `--- ${n.name} ${n.logFile} (tail) ---\n${tail(n.logFile, 30)}`);
+      throw new TestServerError(
+        `stream ${stream}: not every node caught up with sequence ${target}, even after a restart\n` +
+          `${views().join('\n')}\n${logs.join('\n')}`,
+      );
     },
     async startNodes(toStart) {
       await Promise.all(toStart.map((n) => n.start()));
