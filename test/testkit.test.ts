@@ -6,6 +6,7 @@ import {
   type NatsServer,
   type PostgresServer,
   startNats,
+  startNatsCluster,
   startPostgres,
   WaitTimeoutError,
   waitFor,
@@ -211,5 +212,45 @@ describe('helpers', () => {
       message: expect.stringMatching(/the moon.*not yet/),
       cause: boom,
     });
+  });
+});
+
+describe('startNatsCluster: caughtUp', () => {
+  it('replaces a replica that lacks part of the stream with a full copy from the leader', async () => {
+    const cluster = await startNatsCluster(3);
+    const nc = await connect({ servers: cluster.urls.split(',') });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: 'CAUGHT', subjects: ['caught.>'], num_replicas: 3 });
+      const js = jetstream(nc);
+      for (let i = 0; i < 200; i++) await js.publish('caught.a', `m${i}`);
+      await cluster.caughtUp('CAUGHT');
+      // A follower whose copy of the messages is gone while its Raft log says it applied them: it
+      // comes back holding only what is published after, and never fetches the rest by itself.
+      const leader = await cluster.streamLeader('CAUGHT');
+      const follower = cluster.nodes.find((n) => n !== leader) as (typeof cluster.nodes)[number];
+      await follower.stop();
+      fs.rmSync(`${follower.storeDir}/jetstream/$G/streams/CAUGHT`, { recursive: true, force: true });
+      await follower.start();
+      for (let i = 200; i < 300; i++) await js.publish('caught.a', `m${i}`);
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+      try {
+        await cluster.caughtUp('CAUGHT', 3_000);
+        expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([
+          expect.stringMatching(new RegExp(`${follower.name} did not catch up .*replacing its replica`)),
+        ]);
+      } finally {
+        warn.mockRestore();
+      }
+      const res = await fetch(`${follower.monitorUrl}/jsz?streams=true`);
+      const jsz = (await res.json()) as {
+        account_details: Array<{ stream_detail: Array<{ state: { first_seq: number; last_seq: number } }> }>;
+      };
+      expect(jsz.account_details[0]?.stream_detail[0]?.state).toMatchObject({ first_seq: 1, last_seq: 300 });
+      expect((await jsm.streams.info('CAUGHT')).config.num_replicas).toBe(3);
+    } finally {
+      await nc.close();
+      await cluster.dispose();
+    }
   });
 });

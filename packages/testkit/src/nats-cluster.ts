@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { freePort, waitFor } from '@sluice/embedded';
 import { TestServerError } from './errors.js';
 import { type NatsServer, startNats } from './nats.js';
@@ -16,7 +18,8 @@ export interface NatsCluster {
    * Waits until every node's copy of `stream` holds what its leader held when the wait began: a
    * restarted node catches up from the others, and until it has, it counts as down. R3 survives
    * one node down at a time, so a fault injected before that is a second, simultaneous one. A node
-   * still behind after `timeoutMs` (default 30 s) is restarted once and waited for again.
+   * still behind after `timeoutMs` (default 30 s) gets a new replica, copied afresh from the
+   * leader, and is waited for again.
    */
   caughtUp(stream: string, timeoutMs?: number): Promise<void>;
   /** Starts every given node at once: a node alone cannot become ready without a quorum. */
@@ -100,16 +103,22 @@ async function startCluster(size: number): Promise<NatsCluster> {
     },
     async caughtUp(stream, timeoutMs = 30_000) {
       const leader = await cluster.streamLeader(stream, timeoutMs);
-      const target = (await streamSeenBy(leader.monitorUrl, stream))?.state?.last_seq ?? 0;
+      const held = (await streamSeenBy(leader.monitorUrl, stream))?.state;
+      const target = held?.last_seq ?? 0;
+      // A copy that ends where the leader's does can still lack its beginning: check both ends.
+      const first = held?.first_seq ?? 0;
       let seen: Array<StreamDetail | Error | undefined> = [];
       const behind = () =>
-        nodes.filter((_, i) => !(((seen[i] as StreamDetail)?.state?.last_seq ?? -1) >= target));
+        nodes.filter((_, i) => {
+          const state = (seen[i] as StreamDetail | undefined)?.state;
+          return !(state && (state.last_seq ?? -1) >= target && (state.first_seq ?? 0) <= first);
+        });
       const views = () =>
         nodes.map((n, i) => {
           const view = seen[i];
           if (view instanceof Error) return `${n.name}: ${view.message}`;
           if (!view) return `${n.name}: stream not listed`;
-          return `${n.name}: last_seq ${view.state?.last_seq}, leader ${view.cluster?.leader || 'none'}`;
+          return `${n.name}: seq ${view.state?.first_seq}-${view.state?.last_seq}, leader ${view.cluster?.leader || 'none'}`;
         });
       const allCaughtUp = () =>
         waitFor(
@@ -125,22 +134,24 @@ async function startCluster(size: number): Promise<NatsCluster> {
           () => false,
         );
       if (await allCaughtUp()) return;
-      // nats-server 2.9.10 now and then leaves a restarted replica stuck short of the leader, its
-      // log silent, while the others go on: restarted, it catches up, as an operator would do it.
+      // nats-server 2.9.10 now and then leaves a replica restarted after a crash stuck short of
+      // the leader for good, its log silent, while the other two go on (restarting it does not
+      // help). The operator's remedy: replace that replica with a new one, copied afresh.
       const stuck = behind();
       console.warn(
         `[nats-cluster] stream ${stream}: ${stuck.map((n) => n.name).join(', ')} did not catch up with ` +
-          `sequence ${target} in ${timeoutMs} ms (${views().join('; ')}): restarting it`,
+          `sequence ${target} in ${timeoutMs} ms (${views().join('; ')}): replacing its replica with a new one`,
       );
-      for (const node of stuck) {
-        await node.kill();
-        await node.start();
-      }
+      await replaceReplicas(
+        cluster.urls,
+        stream,
+        stuck.map((n) => n.name),
+      );
       if (await allCaughtUp()) return;
       // Which node is behind, how far, and what its log says.
       const logs = behind().map((n) => `--- ${n.name} ${n.logFile} (tail) ---\n${tail(n.logFile, 30)}`);
       throw new TestServerError(
-        `stream ${stream}: not every node caught up with sequence ${target}, even after a restart\n` +
+        `stream ${stream}: not every node caught up with sequence ${target}, even with a new replica\n` +
           `${views().join('\n')}\n${logs.join('\n')}`,
       );
     },
@@ -157,7 +168,7 @@ async function startCluster(size: number): Promise<NatsCluster> {
 interface StreamDetail {
   name: string;
   cluster?: { leader?: string };
-  state?: { last_seq?: number };
+  state?: { first_seq?: number; last_seq?: number };
 }
 
 interface Jsz {
@@ -177,6 +188,47 @@ async function streamSeenBy(monitorUrl: string, stream: string): Promise<StreamD
 async function streamLeaderSeenBy(monitorUrl: string, stream: string): Promise<string | undefined> {
   return (await streamSeenBy(monitorUrl, stream))?.cluster?.leader || undefined;
 }
+
+/**
+ * Gives each of `peers` a new, empty replica of the stream, copied afresh from the leader: removed
+ * from the stream's peers (with no other server to move to, nats-server answers "peer remap
+ * failed" but drops the peer), the stream shrunk to the replicas left and grown back.
+ */
+async function replaceReplicas(urls: string, stream: string, peers: string[]): Promise<void> {
+  const nc = await connect({ servers: urls.split(','), reconnectTimeWait: 250 });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+    const { config } = await jsm.streams.info(stream);
+    for (const peer of peers) {
+      await waitFor(
+        async () => {
+          const reply = await nc.request(`$JS.API.STREAM.PEER.REMOVE.${stream}`, JSON.stringify({ peer }), {
+            timeout: 5_000,
+          });
+          const answer = reply.json<{
+            success?: boolean;
+            error?: { err_code?: number; description?: string };
+          }>();
+          if (answer.success || answer.error?.err_code === PEER_REMAP_FAILED) return true;
+          throw new Error(answer.error?.description ?? JSON.stringify(answer));
+        },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 500,
+          message: `${peer} to be removed from stream ${stream}'s peers`,
+        },
+      );
+    }
+    const replicas = config.num_replicas;
+    await jsm.streams.update(stream, { ...config, num_replicas: replicas - peers.length });
+    await jsm.streams.update(stream, { ...config, num_replicas: replicas });
+  } finally {
+    await nc.close();
+  }
+}
+
+/** JSStreamPeerRemap: no other server to place the removed peer's replica on. */
+const PEER_REMAP_FAILED = 10075;
 
 function tail(file: string, lines: number): string {
   try {
