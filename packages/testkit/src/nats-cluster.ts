@@ -29,6 +29,8 @@ export interface NatsCluster {
 }
 
 const CLUSTER_NAME = 'sluice-test';
+/** How long a new replica may take to copy the stream (100k+ messages under load). */
+const NEW_REPLICA_TIMEOUT_MS = 180_000;
 /** A restarted node is healthy once it is back in touch with the meta leader; give it time. */
 const NODE_READY_TIMEOUT_MS = 45_000;
 
@@ -120,7 +122,7 @@ async function startCluster(size: number): Promise<NatsCluster> {
           if (!view) return `${n.name}: stream not listed`;
           return `${n.name}: seq ${view.state?.first_seq}-${view.state?.last_seq}, leader ${view.cluster?.leader || 'none'}`;
         });
-      const allCaughtUp = () =>
+      const allCaughtUp = (waitMs: number) =>
         waitFor(
           async () => {
             seen = await Promise.all(
@@ -128,12 +130,12 @@ async function startCluster(size: number): Promise<NatsCluster> {
             );
             return behind().length === 0;
           },
-          { timeoutMs, intervalMs: 200 },
+          { timeoutMs: waitMs, intervalMs: 200 },
         ).then(
           () => true,
           () => false,
         );
-      if (await allCaughtUp()) return;
+      if (await allCaughtUp(timeoutMs)) return;
       // nats-server 2.9.10 now and then leaves a replica restarted after a crash stuck short of
       // the leader for good, its log silent, while the other two go on (restarting it does not
       // help). The operator's remedy: replace that replica with a new one, copied afresh.
@@ -147,7 +149,8 @@ async function startCluster(size: number): Promise<NatsCluster> {
         stream,
         stuck.map((n) => n.name),
       );
-      if (await allCaughtUp()) return;
+      // A new replica copies the whole stream while the load goes on: give it longer.
+      if (await allCaughtUp(Math.max(timeoutMs, NEW_REPLICA_TIMEOUT_MS))) return;
       // Which node is behind, how far, and what its log says.
       const logs = behind().map((n) => `--- ${n.name} ${n.logFile} (tail) ---\n${tail(n.logFile, 30)}`);
       throw new TestServerError(
