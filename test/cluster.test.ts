@@ -99,6 +99,24 @@ describe('sluice run against a three-node NATS cluster with an R3 stream', () =>
         timeoutMs: 60_000,
         message: 'the relay to be ready',
       });
+      // A replicated stream on a nats-server older than 2.10 (Debian's 2.9.10 here): the relay
+      // warns, naming the version and the fix (docs/delivery-guarantees.md says why).
+      const varz = (await (await fetch(`${cluster.nodes[0]?.monitorUrl}/varz`)).json()) as {
+        version: string;
+      };
+      const [major = 0, minor = 0] = varz.version.split('.').map(Number);
+      const warning = relay
+        .logs()
+        .find((l) => l['level'] === 'warn' && /is older than 2\.10/.test(String(l['msg'])));
+      if (major === 2 && minor < 10) {
+        expect(warning?.['msg']).toMatch(
+          new RegExp(
+            `^nats-server ${varz.version.replace(/\./g, '\\.')} is older than 2\\.10 and the stream has 3 replicas: .*Run nats-server 2\\.10 or newer`,
+          ),
+        );
+      } else {
+        expect(warning).toBeUndefined();
+      }
       load = new LoadGenerator(pg, { schema, writers: 2, pauseMs: 50 });
       load.start();
       await progress();

@@ -48,6 +48,7 @@ import {
 } from './options.js';
 import { PubAckCollector } from './pub-acks.js';
 import { atOrBefore, type ReplayPosition, ReplaySkip, replayPosition } from './replay-position.js';
+import { oldServerWarning } from './server-version.js';
 import { inspectStream, provisionError, provisionStream, type StreamSpec } from './stream.js';
 import { DEFAULT_OUTBOX_SUBJECT_TEMPLATE, SubjectRouter, streamSubjects } from './subjects.js';
 
@@ -250,6 +251,8 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
   let leaderless: string | undefined;
   /** nats.js closed the connection by itself (it gives up only when refused, e.g. credentials changed). */
   let lost: PermanentError | undefined;
+  /** Said once per sink, not at every reconnect. */
+  let warnedOldServer = false;
   /** Commit ordering: the publish chain, created at start from the stream's last message. */
   let chain: PublishChain<Link> | undefined;
   /** Commit ordering, after a start: recognises replayed events the stream already holds. */
@@ -308,6 +311,11 @@ export function createNatsSink(options: NatsSinkOptions): NatsSink {
           }
         } else {
           log.debug({ subjects: outcome.info.config.subjects }, `stream ${stream} exists and fits`);
+        }
+        const oldServer = oldServerWarning(nc.info?.version, outcome.info.config.num_replicas ?? 1);
+        if (oldServer !== undefined && !warnedOldServer) {
+          warnedOldServer = true;
+          log.warn({ server: nc.info?.version }, oldServer);
         }
       } catch (err) {
         streamReady = false;
