@@ -29,4 +29,5 @@ export {
   type PostgresInstance,
   type PostgresOptions,
 } from './postgres.js';
+export { logTail } from './processes.js';
 export { type WaitForOptions, waitFor } from './wait-for.js';

@@ -1,11 +1,10 @@
-import fs from 'node:fs';
 import http from 'node:http';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { freePort, waitFor } from '@sluice/embedded';
+import { freePort, logTail, waitFor } from '@sluice/embedded';
 import { TestServerError } from './errors.js';
 import { type NatsServer, startNats } from './nats.js';
-import { lostItsPort } from './throwaway.js';
+import { retryWhenPortLost } from './throwaway.js';
 
 export interface NatsCluster {
   /** The nodes, each with its own ports and JetStream store; `name` is its server_name. */
@@ -43,13 +42,7 @@ const NODE_READY_TIMEOUT_MS = 45_000;
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   // A node that lost a port to another process is started again on fresh ports by startNats, but
   // the cluster (route) ports are shared by every node's --routes: a clash there starts anew.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startCluster(size);
-    } catch (err) {
-      if (attempt >= 3 || !lostItsPort(err)) throw err;
-    }
-  }
+  return retryWhenPortLost(() => startCluster(size));
 }
 
 async function startCluster(size: number): Promise<NatsCluster> {
@@ -136,9 +129,9 @@ async function startCluster(size: number): Promise<NatsCluster> {
           () => false,
         );
       if (await allCaughtUp(timeoutMs)) return;
-      // nats-server 2.9.10 now and then leaves a replica restarted after a crash stuck short of
-      // the leader for good, its log silent, while the other two go on (restarting it does not
-      // help). The operator's remedy: replace that replica with a new one, copied afresh.
+      // nats-server 2.9.10 now and then leaves a replica stuck short of the leader for good after
+      // a crash or a leader change, its log silent, while the other two go on (restarting it does
+      // not help). The operator's remedy: replace that replica with a new one, copied afresh.
       const stuck = behind();
       console.warn(
         `[nats-cluster] stream ${stream}: ${stuck.map((n) => n.name).join(', ')} did not catch up with ` +
@@ -152,7 +145,7 @@ async function startCluster(size: number): Promise<NatsCluster> {
       // A new replica copies the whole stream while the load goes on: give it longer.
       if (await allCaughtUp(Math.max(timeoutMs, NEW_REPLICA_TIMEOUT_MS))) return;
       // Which node is behind, how far, and what its log says.
-      const logs = behind().map((n) => `--- ${n.name} ${n.logFile} (tail) ---\n${tail(n.logFile, 30)}`);
+      const logs = behind().map((n) => `--- ${n.name} ${n.logFile} (tail) ---\n${logTail(n.logFile, 30)}`);
       throw new TestServerError(
         `stream ${stream}: not every node caught up with sequence ${target}, even with a new replica\n` +
           `${views().join('\n')}\n${logs.join('\n')}`,
@@ -232,14 +225,6 @@ async function replaceReplicas(urls: string, stream: string, peers: string[]): P
 
 /** JSStreamPeerRemap: no other server to place the removed peer's replica on. */
 const PEER_REMAP_FAILED = 10075;
-
-function tail(file: string, lines: number): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch (err) {
-    return `(${(err as Error).message})`;
-  }
-}
 
 function getJson(url: string): Promise<unknown> {
   return new Promise((resolve, reject) => {

@@ -78,16 +78,21 @@ const START_ATTEMPTS = 3;
  * process is built again on fresh ports: `freePort` hands out a port that was free a moment ago,
  * and a server of a test running in parallel can bind it first.
  */
-export async function startThrowaway<S extends { dispose(): Promise<void> }>(
+export function startThrowaway<S extends { dispose(): Promise<void> }>(
   prefix: string,
   build: (tmpDir: string) => Promise<S>,
   start: (server: S) => Promise<void>,
 ): Promise<S> {
-  for (let attempt = 1; ; attempt++) {
+  return retryWhenPortLost(() => startOnce(prefix, build, start));
+}
+
+/** Runs `attempt` again, up to three times in all, while it fails because a port was taken. */
+export async function retryWhenPortLost<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
     try {
-      return await startOnce(prefix, build, start);
+      return await attempt();
     } catch (err) {
-      if (attempt >= START_ATTEMPTS || !lostItsPort(err)) throw err;
+      if (n >= START_ATTEMPTS || !lostItsPort(err)) throw err;
     }
   }
 }
