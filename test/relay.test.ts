@@ -1,3 +1,4 @@
+import { connect, headers as natsHeaders } from '@nats-io/transport-node';
 import { freePort, waitFor } from '@sluice/testkit';
 import { describe, expect, it } from 'vitest';
 import { relayEnv } from './support/env.js';
@@ -273,5 +274,39 @@ describe('sluice run resuming after more than the duplicate window', () => {
     const ids = stored.map((m) => m.headers['Nats-Msg-Id']);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids).toHaveLength(60);
+  }, 120_000);
+});
+
+describe('sluice run with another writer on its stream (SLUICE_ORDERING=commit)', () => {
+  it('stops publishing and says which message it did not write and what to do', async () => {
+    await pg.query('CREATE TABLE public.shared_rows (id int PRIMARY KEY)');
+    const env = relayEnv(pg, nats, { SLUICE_TABLES: 'public.shared_rows' });
+    const relay = await startRelay(env);
+    await pg.query('INSERT INTO public.shared_rows VALUES (1)');
+    const [first] = await waitForMessages(nats.url, env.SLUICE_STREAM, 1);
+    // Someone else publishes into the relay's stream, on one of its subjects.
+    const other = await connect({ servers: nats.url });
+    try {
+      const h = natsHeaders();
+      h.set('Nats-Msg-Id', 'someone-else-1');
+      await other.request(first?.subject as string, 'x', { headers: h, timeout: 5_000 });
+    } finally {
+      await other.close();
+    }
+    await pg.query('INSERT INTO public.shared_rows VALUES (2)');
+    await relay.waitForLog(/has a message the relay did not write/, 30_000);
+    const output = relay.output();
+    expect(output).toMatch(/Nats-Msg-Id \\"someone-else-1\\"/);
+    expect(output).toMatch(/SLUICE_ORDERING=commit needs the relay to be the only writer of its stream/);
+    // The relay's second event is not stored behind the stranger's message.
+    const stored = await waitForMessages(nats.url, env.SLUICE_STREAM, 2);
+    expect(stored.map((m) => m.headers['Nats-Msg-Id'])).toEqual([
+      first?.headers['Nats-Msg-Id'],
+      'someone-else-1',
+    ]);
+    // Nor later: the relay holds its events, alive, until the operator sorts the stream out.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(relay.child.exitCode).toBeNull();
+    expect(await waitForMessages(nats.url, env.SLUICE_STREAM, 2)).toHaveLength(2);
   }, 120_000);
 });
